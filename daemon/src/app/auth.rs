@@ -1,0 +1,206 @@
+//! Identity: password login, login tokens (HS256 JWTs backed by a session row, so logout revokes at
+//! once) and the [`Actor`] every tenant-facing function takes first.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use nuage_shared::{LoginRequest, LoginResponse, Role, User};
+use serde::{Deserialize, Serialize};
+
+use super::{App, AppError};
+use crate::db::{self, users::UserRow};
+
+/// How long a login token lives.
+pub const LOGIN_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    /// The session this request came through (what logout revokes).
+    pub session: String,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "This action is for administrators only.",
+            ))
+        }
+    }
+
+    pub fn user(&self) -> User {
+        User {
+            id: self.user_id.clone(),
+            username: self.username.clone(),
+            role: self.role,
+        }
+    }
+}
+
+/// The JWT signing keys, derived from the secret in `<data-dir>/jwt.key`.
+pub(super) struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Keys {
+    pub(super) fn new(secret: &[u8]) -> Keys {
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash that no password matches, verified against when the user does not exist, so that a
+/// login for an unknown name takes as long as one for a known name.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default())
+}
+
+const BAD_LOGIN: &str = "The username or password is incorrect.";
+
+impl App {
+    /// `POST /auth/login`.
+    pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse, AppError> {
+        if req.username.is_empty() || req.password.is_empty() {
+            return Err(AppError::Invalid("Enter a username and a password.".into()));
+        }
+        if req.username.len() > 256 || req.password.len() > 1024 {
+            return Err(AppError::Unauthenticated(BAD_LOGIN));
+        }
+        let username = req.username.clone();
+        let row = self
+            .db
+            .call(move |c| db::users::user_by_username(c, &username))
+            .await?;
+        let hash = row
+            .as_ref()
+            .map_or(decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let password = req.password;
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| AppError::internal("password check was lost", e))?;
+        match row {
+            Some(user) if ok => self.issue_session(user).await,
+            _ => Err(AppError::Unauthenticated(BAD_LOGIN)),
+        }
+    }
+
+    async fn issue_session(&self, user: UserRow) -> Result<LoginResponse, AppError> {
+        let now = time::OffsetDateTime::now_utc();
+        let exp = now + LOGIN_TTL;
+        let claims = Claims {
+            sub: user.id.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now.unix_timestamp(),
+            exp: exp.unix_timestamp(),
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.auth.encoding)
+                .map_err(|e| AppError::internal("cannot sign a token", e))?;
+        let (jti, uid) = (claims.jti.clone(), user.id.clone());
+        let (created, expires) = (db::rfc3339(now), db::rfc3339(exp));
+        let expires_at = expires.clone();
+        self.db
+            .call(move |c| db::users::insert_session(c, &jti, &uid, &created, &expires))
+            .await?;
+        Ok(LoginResponse {
+            token,
+            expires_at,
+            user: User {
+                id: user.id,
+                username: user.username,
+                role: user.role,
+            },
+        })
+    }
+
+    /// Turns a bearer token into the [`Actor`] behind it: signature, expiry, and a session that is
+    /// neither revoked nor of a deleted user.
+    pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
+        const BAD: &str = "Your session is invalid or has expired; sign in again.";
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.auth.decoding, &validation)
+            .map_err(|_| AppError::Unauthenticated(BAD))?
+            .claims;
+        let jti = claims.jti.clone();
+        let user = self
+            .db
+            .call(move |c| db::users::session_user(c, &jti))
+            .await?;
+        match user {
+            Some(u) if u.id == claims.sub => Ok(Actor {
+                user_id: u.id,
+                username: u.username,
+                role: u.role,
+                session: claims.jti,
+            }),
+            _ => Err(AppError::Unauthenticated(BAD)),
+        }
+    }
+
+    /// `POST /auth/logout`: the token stops working at once.
+    pub async fn logout(&self, actor: &Actor) -> Result<(), AppError> {
+        let jti = actor.session.clone();
+        self.db
+            .call(move |c| db::users::revoke_session(c, &jti))
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horse ", &h));
+        assert!(!verify_password("correct horse", decoy_hash()));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

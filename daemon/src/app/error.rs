@@ -1,0 +1,75 @@
+//! The app layer's one error type. It knows nothing of HTTP: each variant is a kind of outcome
+//! that `http::error` maps to the status codes of API.md in one place. The `message` is written for
+//! the user; the `source` chain (SQL, libvirt, I/O) is for the log only.
+
+use crate::db::DbError;
+use crate::hypervisor::HvError;
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Well-formed but invalid input (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// No, expired, forged or revoked credentials (401).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Missing, or belonging to someone else: the two are indistinguishable (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Name taken, or the state forbids the action (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts (429).
+    #[error("{0}")]
+    RateLimited(String),
+    /// The hypervisor or the database cannot be reached (503).
+    #[error("{message}")]
+    Unavailable {
+        message: &'static str,
+        #[source]
+        source: Source,
+    },
+    /// A bug or an unexpected failure (500). The user sees only that something went wrong.
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Source,
+    },
+}
+
+impl AppError {
+    pub fn internal(context: &'static str, source: impl Into<Source>) -> AppError {
+        AppError::Internal {
+            context,
+            source: source.into(),
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> AppError {
+        AppError::internal("database query failed", e)
+    }
+}
+
+impl From<HvError> for AppError {
+    fn from(e: HvError) -> AppError {
+        match e {
+            HvError::Unreachable { .. } => AppError::Unavailable {
+                message: "The hypervisor is not answering; try again shortly.",
+                source: e.into(),
+            },
+            HvError::InvalidState(what) => {
+                AppError::Conflict(format!("The server's current state does not allow {what}."))
+            }
+            HvError::NoDomain(_) => AppError::NotFound("virtual server"),
+            other => AppError::internal("hypervisor call failed", other),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The application layer: what a request means. It authenticates callers, decides what they may do,
+//! and drives the database and the hypervisor to do it.
+//!
+//! Architecture invariant: no HTTP here (no axum, no status codes) and no SQL or libvirt calls
+//! written inline: those go through `db` and `hypervisor`. Every function that touches a tenant's
+//! resource takes the calling [`Actor`] first and checks it before anything else happens.
+
+pub mod auth;
+pub mod error;
+pub mod host;
+mod start;
+
+use std::sync::Arc;
+
+use nuage_shared::Accel;
+
+pub use auth::Actor;
+pub use error::AppError;
+pub use start::{chain, start, StartError};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::hypervisor::Hypervisor;
+
+/// Everything a request may need, shared by all requests.
+pub struct App {
+    pub settings: Settings,
+    pub db: Db,
+    pub hv: Arc<dyn Hypervisor>,
+    /// The libvirt URI actually connected to (after `auto` resolved it).
+    pub libvirt_uri: String,
+    /// True on libvirt's simulated `test:///default`.
+    pub simulated: bool,
+    pub accel: Accel,
+    pub accel_reason: String,
+    /// This daemon's identity, written into every domain it creates, so that daemons sharing a
+    /// libvirtd never touch each other's domains.
+    pub daemon_id: String,
+    auth: auth::Keys,
+}
+
+impl App {
+    /// Runs a blocking hypervisor call on the blocking pool.
+    pub async fn hv_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Hypervisor) -> Result<T, crate::hypervisor::HvError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let hv = self.hv.clone();
+        tokio::task::spawn_blocking(move || f(hv.as_ref()))
+            .await
+            .map_err(|e| AppError::internal("hypervisor task was lost", e))?
+            .map_err(AppError::from)
+    }
+}

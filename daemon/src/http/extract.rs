@@ -1,0 +1,36 @@
+//! Extractors: the authenticated caller, and JSON bodies whose rejections speak API.md's errors.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::app::{Actor, App, AppError};
+
+/// A JSON body; malformed JSON, unknown fields and wrong types are `400 bad_request`.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<Arc<App>> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Actor, ApiError> {
+        let token = bearer(parts).ok_or(AppError::Unauthenticated(
+            "Sign in first: this call needs a bearer token.",
+        ))?;
+        Ok(app.authenticate(token).await?)
+    }
+}

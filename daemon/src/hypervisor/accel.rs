@@ -1,0 +1,176 @@
+//! Choosing how guests run: KVM or TCG.
+//!
+//! `/dev/kvm` existing is not enough. Some hosts (nested or paravirtual KVM such as `kvm_pvm`)
+//! expose a KVM device that cannot run an ordinary guest: the boot spins at 100% system time and
+//! prints nothing. So `auto` asks for every sign that KVM can really run a guest, and says which
+//! one was missing.
+
+use nuage_shared::Accel;
+
+use crate::config::AccelSetting;
+
+/// What was observed on the host; gathered by [`KvmProbe::observe`], decided by [`choose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvmProbe {
+    /// `/dev/kvm` can be opened for reading and writing.
+    pub dev_kvm_usable: bool,
+    /// `/proc/cpuinfo` lists `vmx` or `svm`: the CPU exposes hardware virtualisation.
+    pub cpu_has_virt_ext: bool,
+    /// The `kvm_pvm` module is loaded: a paravirtual KVM that only runs specially built kernels.
+    pub pvm_kvm: bool,
+    /// libvirt offers `kvm` domains on this connection.
+    pub libvirt_offers_kvm: bool,
+}
+
+impl KvmProbe {
+    /// Reads the host's signs. `libvirt_offers_kvm` comes from the hypervisor's capabilities.
+    pub fn observe(libvirt_offers_kvm: bool) -> KvmProbe {
+        let dev_kvm_usable = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_has_virt_ext = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+        let pvm_kvm = std::path::Path::new("/sys/module/kvm_pvm").exists();
+        KvmProbe {
+            dev_kvm_usable,
+            cpu_has_virt_ext,
+            pvm_kvm,
+            libvirt_offers_kvm,
+        }
+    }
+
+    /// The host's own signs (device, CPU flags, no kvm_pvm) allow KVM; libvirt not yet asked.
+    pub fn host_allows_kvm(&self) -> bool {
+        KvmProbe {
+            libvirt_offers_kvm: true,
+            ..*self
+        }
+        .obstacle()
+        .is_none()
+    }
+
+    /// Why KVM cannot run an ordinary guest here, or `None` when it can.
+    fn obstacle(&self) -> Option<&'static str> {
+        if !self.libvirt_offers_kvm {
+            Some("libvirt offers no KVM domains on this host")
+        } else if !self.dev_kvm_usable {
+            Some("/dev/kvm is missing or cannot be opened")
+        } else if self.pvm_kvm {
+            Some("the host's KVM is the paravirtual kvm_pvm, which cannot boot ordinary guests")
+        } else if !self.cpu_has_virt_ext {
+            Some("the CPU exposes no hardware virtualisation (no vmx/svm flag)")
+        } else {
+            None
+        }
+    }
+}
+
+/// Decides the acceleration for a setting, with a reason for the operator. An explicit `kvm` on a
+/// host where libvirt offers no KVM domains is an error (every guest would fail to start); other
+/// doubts about an explicit `kvm` are only warned about in the reason.
+pub fn choose(setting: AccelSetting, probe: KvmProbe) -> Result<(Accel, String), String> {
+    match (setting, probe.obstacle()) {
+        (AccelSetting::Tcg, _) => Ok((Accel::Tcg, "TCG chosen by the accel setting".into())),
+        (AccelSetting::Auto, None) => Ok((Accel::Kvm, "KVM works on this host".into())),
+        (AccelSetting::Auto, Some(why)) => Ok((Accel::Tcg, format!("TCG, because {why}"))),
+        (AccelSetting::Kvm, None) => Ok((Accel::Kvm, "KVM chosen by the accel setting".into())),
+        (AccelSetting::Kvm, Some(why)) if !probe.libvirt_offers_kvm => {
+            Err(format!("--accel kvm, but {why}; use --accel tcg or auto"))
+        }
+        (AccelSetting::Kvm, Some(why)) => Ok((
+            Accel::Kvm,
+            format!("KVM chosen by the accel setting, although {why}: guests may not boot"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: KvmProbe = KvmProbe {
+        dev_kvm_usable: true,
+        cpu_has_virt_ext: true,
+        pvm_kvm: false,
+        libvirt_offers_kvm: true,
+    };
+
+    #[test]
+    fn auto_picks_kvm_only_when_every_sign_is_there() {
+        let table = [
+            (GOOD, Accel::Kvm, "works"),
+            (
+                KvmProbe {
+                    dev_kvm_usable: false,
+                    ..GOOD
+                },
+                Accel::Tcg,
+                "/dev/kvm",
+            ),
+            (
+                KvmProbe {
+                    cpu_has_virt_ext: false,
+                    ..GOOD
+                },
+                Accel::Tcg,
+                "vmx/svm",
+            ),
+            (
+                KvmProbe {
+                    pvm_kvm: true,
+                    ..GOOD
+                },
+                Accel::Tcg,
+                "kvm_pvm",
+            ),
+            (
+                KvmProbe {
+                    libvirt_offers_kvm: false,
+                    ..GOOD
+                },
+                Accel::Tcg,
+                "libvirt offers no KVM",
+            ),
+            // The machines this project is tested on: /dev/kvm opens, libvirt offers kvm, but it
+            // is kvm_pvm and the CPU flags lack vmx/svm.
+            (
+                KvmProbe {
+                    cpu_has_virt_ext: false,
+                    pvm_kvm: true,
+                    ..GOOD
+                },
+                Accel::Tcg,
+                "kvm_pvm",
+            ),
+        ];
+        for (probe, want, reason) in table {
+            let (got, why) = choose(AccelSetting::Auto, probe).unwrap();
+            assert_eq!(got, want, "{probe:?}");
+            assert!(why.contains(reason), "{probe:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn explicit_settings_are_obeyed_within_reason() {
+        let pvm = KvmProbe {
+            pvm_kvm: true,
+            ..GOOD
+        };
+        assert_eq!(choose(AccelSetting::Tcg, GOOD).unwrap().0, Accel::Tcg);
+        let (accel, why) = choose(AccelSetting::Kvm, pvm).unwrap();
+        assert_eq!(accel, Accel::Kvm);
+        assert!(why.contains("may not boot"));
+        let no_kvm = KvmProbe {
+            libvirt_offers_kvm: false,
+            ..GOOD
+        };
+        assert!(choose(AccelSetting::Kvm, no_kvm)
+            .unwrap_err()
+            .contains("--accel tcg"));
+    }
+}

@@ -1,0 +1,419 @@
+//! Domain XML, serialised from typed structures with quick-xml. No user string is ever pasted into
+//! XML text: names, paths and metadata are values that the serialiser escapes.
+//!
+//! [`DomainSpec`] is what the rest of the daemon (and the e2e harness) fills in; [`DomainSpec::to_xml`]
+//! turns it into libvirt's `<domain>` document.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::HvError;
+
+/// The XML namespace of Nuage's `<metadata>` element: domains carrying it were created by Nuage.
+pub const METADATA_NS: &str = "https://nuage.dev/xmlns/domain/1";
+
+/// Everything Nuage decides about one guest.
+#[derive(Debug, Clone)]
+pub struct DomainSpec {
+    /// libvirt's domain name; unique on the libvirtd (Nuage uses `nuage-<uuid>`).
+    pub name: String,
+    pub uuid: String,
+    /// `kvm`, `qemu` or `test`, from [`super::Hypervisor::domain_type`].
+    pub domain_type: &'static str,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disks: Vec<DiskSpec>,
+    /// A file the guest's first serial port writes to, if any.
+    pub serial_log: Option<PathBuf>,
+    /// The tag that lets a daemon recognise its own domains.
+    pub tag: DomainTag,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskSpec {
+    pub path: PathBuf,
+    /// `qcow2` or `raw`.
+    pub format: &'static str,
+    /// `vda`, `vdb`, ...
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// Who a domain belongs to: the daemon that created it, and (for VPS) the owner and the VPS id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainTag {
+    pub daemon: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vps: String,
+}
+
+impl DomainSpec {
+    pub fn to_xml(&self) -> Result<String, HvError> {
+        let doc = XmlDomain {
+            kind: self.domain_type,
+            name: &self.name,
+            uuid: &self.uuid,
+            metadata: XmlMetadata {
+                tag: XmlTag {
+                    xmlns: METADATA_NS,
+                    daemon: &self.tag.daemon,
+                    owner: (!self.tag.owner.is_empty()).then_some(self.tag.owner.as_str()),
+                    vps: (!self.tag.vps.is_empty()).then_some(self.tag.vps.as_str()),
+                },
+            },
+            memory: XmlMemory {
+                unit: "MiB",
+                value: self.memory_mib,
+            },
+            vcpu: self.vcpus,
+            os: XmlOs {
+                kind: XmlOsType {
+                    arch: "x86_64",
+                    value: "hvm",
+                },
+                boot: XmlBoot { dev: "hd" },
+            },
+            features: XmlFeatures {
+                acpi: Empty {},
+                apic: Empty {},
+            },
+            on_poweroff: "destroy",
+            on_reboot: "restart",
+            on_crash: "destroy",
+            devices: XmlDevices {
+                disk: self
+                    .disks
+                    .iter()
+                    .map(|d| XmlDisk {
+                        kind: "file",
+                        device: "disk",
+                        driver: XmlDriver {
+                            name: "qemu",
+                            kind: d.format,
+                        },
+                        source: XmlFileSource {
+                            file: d.path.to_string_lossy().into_owned(),
+                        },
+                        target: XmlTarget {
+                            dev: d.target.clone(),
+                            bus: "virtio",
+                        },
+                        readonly: d.readonly.then_some(Empty {}),
+                    })
+                    .collect(),
+                serial: self
+                    .serial_log
+                    .iter()
+                    .map(|p| XmlSerial {
+                        kind: "file",
+                        source: XmlPathSource {
+                            path: p.to_string_lossy().into_owned(),
+                        },
+                        target: XmlSerialTarget { port: 0 },
+                    })
+                    .collect(),
+                // VNC without any TCP port: the console is reached only through
+                // virDomainOpenGraphicsFD, i.e. only through the daemon.
+                graphics: XmlGraphics {
+                    kind: "vnc",
+                    listen: XmlListen { kind: "none" },
+                },
+                video: XmlVideo {
+                    model: XmlVideoModel { kind: "vga" },
+                },
+                memballoon: XmlMemballoon { model: "virtio" },
+            },
+        };
+        quick_xml::se::to_string(&doc).map_err(HvError::Xml)
+    }
+}
+
+/// Reads Nuage's tag back from a domain's XML; `None` for domains Nuage did not create.
+pub fn read_tag(domain_xml: &str) -> Option<DomainTag> {
+    #[derive(Deserialize)]
+    struct Doc {
+        metadata: Option<Meta>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        // libvirt re-serialises foreign metadata with its own prefix; match on the local name.
+        #[serde(rename = "tag", alias = "nuage:tag")]
+        tag: Option<DomainTag>,
+    }
+    let doc: Doc = quick_xml::de::from_str(domain_xml).ok()?;
+    doc.metadata?.tag.filter(|t| !t.daemon.is_empty())
+}
+
+#[derive(Serialize)]
+#[serde(rename = "domain")]
+struct XmlDomain<'a> {
+    #[serde(rename = "@type")]
+    kind: &'a str,
+    name: &'a str,
+    uuid: &'a str,
+    metadata: XmlMetadata<'a>,
+    memory: XmlMemory,
+    vcpu: u32,
+    os: XmlOs,
+    features: XmlFeatures,
+    on_poweroff: &'a str,
+    on_reboot: &'a str,
+    on_crash: &'a str,
+    devices: XmlDevices,
+}
+
+#[derive(Serialize)]
+struct XmlMetadata<'a> {
+    #[serde(rename = "nuage:tag")]
+    tag: XmlTag<'a>,
+}
+
+#[derive(Serialize)]
+struct XmlTag<'a> {
+    #[serde(rename = "@xmlns:nuage")]
+    xmlns: &'a str,
+    #[serde(rename = "nuage:daemon")]
+    daemon: &'a str,
+    #[serde(rename = "nuage:owner", skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    #[serde(rename = "nuage:vps", skip_serializing_if = "Option::is_none")]
+    vps: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct XmlMemory {
+    #[serde(rename = "@unit")]
+    unit: &'static str,
+    #[serde(rename = "$text")]
+    value: u64,
+}
+
+#[derive(Serialize)]
+struct XmlOs {
+    #[serde(rename = "type")]
+    kind: XmlOsType,
+    boot: XmlBoot,
+}
+
+#[derive(Serialize)]
+struct XmlOsType {
+    #[serde(rename = "@arch")]
+    arch: &'static str,
+    #[serde(rename = "$text")]
+    value: &'static str,
+}
+
+#[derive(Serialize)]
+struct XmlBoot {
+    #[serde(rename = "@dev")]
+    dev: &'static str,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct XmlFeatures {
+    acpi: Empty,
+    apic: Empty,
+}
+
+#[derive(Serialize)]
+struct XmlDevices {
+    disk: Vec<XmlDisk>,
+    serial: Vec<XmlSerial>,
+    graphics: XmlGraphics,
+    video: XmlVideo,
+    memballoon: XmlMemballoon,
+}
+
+#[derive(Serialize)]
+struct XmlDisk {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@device")]
+    device: &'static str,
+    driver: XmlDriver,
+    source: XmlFileSource,
+    target: XmlTarget,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readonly: Option<Empty>,
+}
+
+#[derive(Serialize)]
+struct XmlDriver {
+    #[serde(rename = "@name")]
+    name: &'static str,
+    #[serde(rename = "@type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct XmlFileSource {
+    #[serde(rename = "@file")]
+    file: String,
+}
+
+#[derive(Serialize)]
+struct XmlPathSource {
+    #[serde(rename = "@path")]
+    path: String,
+}
+
+#[derive(Serialize)]
+struct XmlTarget {
+    #[serde(rename = "@dev")]
+    dev: String,
+    #[serde(rename = "@bus")]
+    bus: &'static str,
+}
+
+#[derive(Serialize)]
+struct XmlSerial {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    source: XmlPathSource,
+    target: XmlSerialTarget,
+}
+
+#[derive(Serialize)]
+struct XmlSerialTarget {
+    #[serde(rename = "@port")]
+    port: u32,
+}
+
+#[derive(Serialize)]
+struct XmlGraphics {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    listen: XmlListen,
+}
+
+#[derive(Serialize)]
+struct XmlListen {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct XmlVideo {
+    model: XmlVideoModel,
+}
+
+#[derive(Serialize)]
+struct XmlVideoModel {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct XmlMemballoon {
+    #[serde(rename = "@model")]
+    model: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DomainSpec {
+        DomainSpec {
+            name: "nuage-1".into(),
+            uuid: "6f1c1a9e-8a43-4e43-9d7e-3f3f6a0d0c11".into(),
+            domain_type: "qemu",
+            vcpus: 2,
+            memory_mib: 256,
+            disks: vec![
+                DiskSpec {
+                    path: "/var/lib/nuage/disks/a.qcow2".into(),
+                    format: "qcow2",
+                    target: "vda".into(),
+                    readonly: false,
+                },
+                DiskSpec {
+                    path: "/var/lib/nuage/seeds/a.img".into(),
+                    format: "raw",
+                    target: "vdb".into(),
+                    readonly: true,
+                },
+            ],
+            serial_log: Some("/var/lib/nuage/vms/a/serial.log".into()),
+            tag: DomainTag {
+                daemon: "d1".into(),
+                owner: "u1".into(),
+                vps: "v1".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_xml_carries_every_setting() {
+        let xml = spec().to_xml().unwrap();
+        for want in [
+            "<domain type=\"qemu\">",
+            "<name>nuage-1</name>",
+            "<memory unit=\"MiB\">256</memory>",
+            "<vcpu>2</vcpu>",
+            "<type arch=\"x86_64\">hvm</type>",
+            "<driver name=\"qemu\" type=\"qcow2\"/>",
+            "<source file=\"/var/lib/nuage/disks/a.qcow2\"/>",
+            "<target dev=\"vdb\" bus=\"virtio\"/><readonly/>",
+            "<serial type=\"file\"><source path=\"/var/lib/nuage/vms/a/serial.log\"/>",
+            "<graphics type=\"vnc\"><listen type=\"none\"/></graphics>",
+            "<nuage:daemon>d1</nuage:daemon>",
+        ] {
+            assert!(xml.contains(want), "missing {want} in {xml}");
+        }
+        assert_eq!(xml.matches("<readonly/>").count(), 1);
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped_not_interpreted() {
+        let mut s = spec();
+        s.name = "x'><devices><disk".into();
+        s.disks[0].path = "/tmp/a\"/><source file=\"/etc/shadow".into();
+        let xml = s.to_xml().unwrap();
+        // Parsed back, the hostile strings are plain values and the structure is unchanged.
+        #[derive(Deserialize)]
+        struct Back {
+            name: String,
+            devices: BackDevices,
+        }
+        #[derive(Deserialize)]
+        struct BackDevices {
+            disk: Vec<BackDisk>,
+        }
+        #[derive(Deserialize)]
+        struct BackDisk {
+            source: BackSource,
+        }
+        #[derive(Deserialize)]
+        struct BackSource {
+            #[serde(rename = "@file")]
+            file: String,
+        }
+        let back: Back = quick_xml::de::from_str(&xml).unwrap();
+        assert_eq!(back.name, s.name);
+        assert_eq!(back.devices.disk.len(), 2);
+        assert_eq!(
+            back.devices.disk[0].source.file,
+            s.disks[0].path.to_str().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_tag_reads_back_from_libvirt_style_xml() {
+        let xml = spec().to_xml().unwrap();
+        assert_eq!(read_tag(&xml), Some(spec().tag));
+        // libvirt re-emits foreign metadata with the namespace declared on the element itself.
+        let libvirt = "<domain type='qemu'><name>n</name><metadata>\
+            <nuage:tag xmlns:nuage=\"https://nuage.dev/xmlns/domain/1\">\
+            <nuage:daemon>d9</nuage:daemon></nuage:tag></metadata></domain>";
+        assert_eq!(read_tag(libvirt).unwrap().daemon, "d9");
+        assert_eq!(read_tag("<domain><name>other</name></domain>"), None);
+        assert_eq!(read_tag("not xml <"), None);
+    }
+}

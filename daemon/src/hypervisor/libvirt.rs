@@ -1,0 +1,270 @@
+//! [`Hypervisor`] on libvirt through the `virt` crate.
+//!
+//! One connection, opened at start and reopened when libvirtd went away (a libvirtd restart must not
+//! need a daemon restart). Every call may block; callers run them off the async executor.
+
+use std::sync::Mutex;
+
+use nuage_shared::Accel;
+use serde::Deserialize;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::enumutil::Enum;
+use virt::error::ErrorNumber;
+use virt::sys;
+
+use super::domain::read_tag;
+use super::{DomainRunState, HostFacts, HvError, Hypervisor};
+
+pub struct Libvirt {
+    uri: String,
+    /// `None` after the connection was found dead; the next call reopens it.
+    conn: Mutex<Option<Connect>>,
+    /// `test:///...`: the simulated driver, whose only domain type is `test`.
+    simulated: bool,
+}
+
+impl Libvirt {
+    /// Opens `uri`. libvirt's default error handler (which prints every error to stderr) is
+    /// silenced: errors are returned and logged by the daemon instead.
+    pub fn connect(uri: &str) -> Result<Libvirt, HvError> {
+        virt::error::clear_error_callback();
+        let conn = open(uri)?;
+        let driver = conn.driver_type().unwrap_or_default();
+        Ok(Libvirt {
+            uri: uri.to_owned(),
+            conn: Mutex::new(Some(conn)),
+            simulated: driver.eq_ignore_ascii_case("test"),
+        })
+    }
+
+    /// Runs `f` on a live connection, reopening it first when libvirtd went away. A call that
+    /// fails because the connection broke under it is retried once on a fresh connection.
+    fn with_conn<T>(&self, f: impl Fn(&Connect) -> Result<T, HvError>) -> Result<T, HvError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        for attempt in 0..2 {
+            if guard
+                .as_ref()
+                .is_none_or(|c| !c.is_alive().unwrap_or(false))
+            {
+                // Dropping a dead connection closes it.
+                *guard = None;
+                *guard = Some(open(&self.uri)?);
+            }
+            let conn = guard.as_ref().expect("connection was just opened");
+            match f(conn) {
+                Err(e) if attempt == 0 && connection_broken(&e) => {
+                    tracing::warn!(uri = %self.uri, "libvirt connection lost; reconnecting");
+                    *guard = None;
+                }
+                result => return result,
+            }
+        }
+        Err(HvError::Refused(format!(
+            "libvirt at {} keeps dropping the connection",
+            self.uri
+        )))
+    }
+
+    fn lookup(conn: &Connect, name: &str) -> Result<Domain, HvError> {
+        conn.lookup_domain_by_name(name).map_err(|e| {
+            if e.code() == Enum::Known(ErrorNumber::NoDomain) {
+                HvError::NoDomain(name.to_owned())
+            } else {
+                lv("look up a domain")(e)
+            }
+        })
+    }
+}
+
+fn open(uri: &str) -> Result<Connect, HvError> {
+    Connect::open(Some(uri)).map_err(|source| HvError::Unreachable {
+        uri: uri.to_owned(),
+        source,
+    })
+}
+
+fn connection_broken(e: &HvError) -> bool {
+    match e {
+        HvError::Libvirt { source, .. } => matches!(
+            source.code(),
+            Enum::Known(ErrorNumber::SystemError | ErrorNumber::NoConnect | ErrorNumber::Rpc)
+        ),
+        _ => false,
+    }
+}
+
+/// Wraps a libvirt error with what we were doing.
+fn lv(what: &'static str) -> impl Fn(virt::error::Error) -> HvError {
+    move |source| {
+        if source.code() == Enum::Known(ErrorNumber::OperationInvalid) {
+            HvError::InvalidState(what)
+        } else {
+            HvError::Libvirt { what, source }
+        }
+    }
+}
+
+fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1_000) % 1_000, v % 1_000)
+}
+
+/// The part of libvirt's capabilities XML that says which domain types each guest arch offers.
+#[derive(Deserialize)]
+struct Capabilities {
+    #[serde(default)]
+    guest: Vec<CapsGuest>,
+}
+
+#[derive(Deserialize)]
+struct CapsGuest {
+    arch: CapsArch,
+}
+
+#[derive(Deserialize)]
+struct CapsArch {
+    #[serde(default)]
+    domain: Vec<CapsDomain>,
+}
+
+#[derive(Deserialize)]
+struct CapsDomain {
+    #[serde(rename = "@type")]
+    kind: String,
+}
+
+fn offers_kvm(capabilities_xml: &str) -> bool {
+    quick_xml::de::from_str::<Capabilities>(capabilities_xml)
+        .map(|c| {
+            c.guest
+                .iter()
+                .any(|g| g.arch.domain.iter().any(|d| d.kind == "kvm"))
+        })
+        .unwrap_or(false)
+}
+
+impl Hypervisor for Libvirt {
+    fn host_facts(&self) -> Result<HostFacts, HvError> {
+        self.with_conn(|c| {
+            let node = c.node_info().map_err(lv("read the host's node info"))?;
+            Ok(HostFacts {
+                uri: c.uri().map_err(lv("read the connection URI"))?,
+                driver: c.driver_type().map_err(lv("read the driver type"))?,
+                hypervisor_version: version_string(
+                    c.hyp_version().map_err(lv("read the hypervisor version"))?,
+                ),
+                libvirt_version: version_string(
+                    c.lib_version().map_err(lv("read the libvirt version"))?,
+                ),
+                hostname: c.hostname().unwrap_or_default(),
+                cpus: node.cpus,
+                memory_mib: node.memory / 1024,
+            })
+        })
+    }
+
+    fn offers_kvm(&self) -> Result<bool, HvError> {
+        self.with_conn(|c| {
+            Ok(offers_kvm(
+                &c.capabilities()
+                    .map_err(lv("read the host's capabilities"))?,
+            ))
+        })
+    }
+
+    fn ping(&self) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            c.hyp_version()
+                .map(drop)
+                .map_err(lv("read the hypervisor version"))
+        })
+    }
+
+    fn domain_type(&self, accel: Accel) -> &'static str {
+        match (self.simulated, accel) {
+            (true, _) => "test",
+            (false, Accel::Kvm) => "kvm",
+            (false, Accel::Tcg) => "qemu",
+        }
+    }
+
+    fn define(&self, xml: &str) -> Result<String, HvError> {
+        self.with_conn(|c| {
+            let dom = c.define_domain_xml(xml).map_err(lv("define a domain"))?;
+            dom.name().map_err(lv("read a domain's name"))
+        })
+    }
+
+    fn start(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.create().map_err(lv("start")))
+    }
+
+    fn destroy(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.destroy().map_err(lv("power off")))
+    }
+
+    fn undefine(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let flags = sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                | sys::VIR_DOMAIN_UNDEFINE_NVRAM;
+            Self::lookup(c, name)?
+                .undefine_flags(flags)
+                .map_err(lv("undefine"))
+        })
+    }
+
+    fn state(&self, name: &str) -> Result<DomainRunState, HvError> {
+        use virt::domain::DomainState as S;
+        self.with_conn(|c| {
+            let (state, _) = Self::lookup(c, name)?
+                .state()
+                .map_err(lv("read a domain's state"))?;
+            Ok(match state {
+                Enum::Known(S::Running) => DomainRunState::Running,
+                Enum::Known(S::Paused | S::PMSuspended) => DomainRunState::Paused,
+                Enum::Known(S::Shutdown) => DomainRunState::ShuttingDown,
+                Enum::Known(S::Shutoff) => DomainRunState::ShutOff,
+                Enum::Known(S::Crashed) => DomainRunState::Crashed,
+                _ => DomainRunState::Other,
+            })
+        })
+    }
+
+    fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError> {
+        self.with_conn(|c| {
+            let domains = c.list_all_domains(0).map_err(lv("list domains"))?;
+            let mut names = Vec::new();
+            for dom in domains {
+                // A domain may vanish between the listing and this read: skip it.
+                let Ok(xml) = dom.xml_desc(0) else { continue };
+                if read_tag(&xml).is_some_and(|t| t.daemon == daemon_id) {
+                    names.push(dom.name().map_err(lv("read a domain's name"))?);
+                }
+            }
+            Ok(names)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_read_as_major_minor_micro() {
+        assert_eq!(version_string(9_000_000), "9.0.0");
+        assert_eq!(version_string(7_002_001), "7.2.1");
+    }
+
+    #[test]
+    fn kvm_is_offered_only_when_the_capabilities_say_so() {
+        let kvm = "<capabilities><host/><guest><os_type>hvm</os_type><arch name='x86_64'>\
+            <domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>";
+        let tcg = "<capabilities><guest><arch name='x86_64'><domain type='qemu'/></arch></guest>\
+            </capabilities>";
+        assert!(offers_kvm(kvm));
+        assert!(!offers_kvm(tcg));
+        assert!(!offers_kvm("<capabilities/>"));
+    }
+}

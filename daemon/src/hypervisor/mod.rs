@@ -1,0 +1,104 @@
+//! The hypervisor boundary. Everything Nuage asks of libvirt goes through the [`Hypervisor`] trait;
+//! [`libvirt::Libvirt`] implements it with the `virt` crate, for `qemu:///system` and for libvirt's
+//! simulated `test:///default` alike.
+//!
+//! Architecture invariant: this module is the only one that talks to libvirt. It knows nothing of
+//! HTTP, users or the database; the app layer decides, this module carries out.
+//!
+//! Calls here block (libvirt's API is synchronous): async callers run them with
+//! `tokio::task::spawn_blocking`.
+
+pub mod accel;
+pub mod domain;
+pub mod libvirt;
+
+use nuage_shared::Accel;
+
+/// What can go wrong talking to the hypervisor. `Display` texts are for the log, never for a client:
+/// the app layer turns these into sentences of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum HvError {
+    #[error("libvirt at {uri} is unreachable")]
+    Unreachable {
+        uri: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("no such domain: {0}")]
+    NoDomain(String),
+    #[error("the domain's state forbids {0}")]
+    InvalidState(&'static str),
+    #[error("libvirt failed to {what}")]
+    Libvirt {
+        what: &'static str,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("cannot build the domain XML")]
+    Xml(#[source] quick_xml::SeError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Facts about the host and its hypervisor, read from libvirt.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub uri: String,
+    /// libvirt's driver name: `QEMU`, `TEST`, ...
+    pub driver: String,
+    pub hypervisor_version: String,
+    pub libvirt_version: String,
+    pub hostname: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+}
+
+impl HostFacts {
+    /// libvirt's simulated hypervisor: domains there are bookkeeping, no guest code runs.
+    pub fn simulated(&self) -> bool {
+        self.driver.eq_ignore_ascii_case("test")
+    }
+}
+
+/// A domain's run state, as libvirt reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainRunState {
+    Running,
+    Paused,
+    ShuttingDown,
+    ShutOff,
+    Crashed,
+    Other,
+}
+
+/// The libvirt operations Nuage uses. Object-safe, so the app holds an `Arc<dyn Hypervisor>`.
+pub trait Hypervisor: Send + Sync + 'static {
+    /// Host and hypervisor facts (cheap: no capability probing).
+    fn host_facts(&self) -> Result<HostFacts, HvError>;
+
+    /// Whether libvirt offers `<domain type='kvm'>` guests. Slow (libvirt may probe QEMU for
+    /// seconds): read once at start.
+    fn offers_kvm(&self) -> Result<bool, HvError>;
+
+    /// The health probe: libvirt answers a cheap call.
+    fn ping(&self) -> Result<(), HvError>;
+
+    /// The `<domain type=...>` for guests under `accel` on this connection.
+    fn domain_type(&self, accel: Accel) -> &'static str;
+
+    /// Defines (persistently) a domain from its XML; returns its name.
+    fn define(&self, xml: &str) -> Result<String, HvError>;
+
+    fn start(&self, name: &str) -> Result<(), HvError>;
+
+    /// Powers off at once (no guest cooperation).
+    fn destroy(&self, name: &str) -> Result<(), HvError>;
+
+    /// Removes the definition (also of a running domain, which then vanishes when it stops).
+    fn undefine(&self, name: &str) -> Result<(), HvError>;
+
+    fn state(&self, name: &str) -> Result<DomainRunState, HvError>;
+
+    /// Names of the domains carrying this daemon's metadata tag, running or not.
+    fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError>;
+}

@@ -1,0 +1,76 @@
+//! `nuaged`: parses the settings, prepares the host, serves until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use nuage_daemon::config::{Cli, Settings};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("NUAGE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::resolve(cli) {
+        Ok(s) => s,
+        Err(e) => return refuse(&e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(run(settings))
+}
+
+fn refuse(message: &str) -> ExitCode {
+    eprintln!("nuaged: {message}");
+    ExitCode::from(2)
+}
+
+async fn run(settings: Settings) -> ExitCode {
+    let listen = settings.listen;
+    let app = match tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings)).await {
+        Ok(Ok(app)) => Arc::new(app),
+        Ok(Err(e)) => return refuse(&e.0),
+        Err(e) => return refuse(&format!("start-up failed: {e}")),
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => return refuse(&format!("cannot listen on {listen}: {e}")),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if app.settings.web_dir.is_none() {
+        tracing::warn!("no built web console found; `/` explains how to build it");
+    }
+    // The harness and the run script read this line to find the port.
+    println!("nuaged listening on http://{addr}");
+    match nuage_daemon::serve(listener, app, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => refuse(&format!("server failed: {e}")),
+    }
+}
+
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still dies on SIGTERM, just less gracefully.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,11 @@
+//! The Nuage web console. `main` only mounts the app; everything else lives in modules by page.
+
+mod api;
+mod app;
+mod pages;
+mod session;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

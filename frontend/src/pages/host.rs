@@ -1,0 +1,62 @@
+//! The host: what hypervisor runs the guests, with what acceleration, on how much hardware.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use nuage_shared::{Accel, HostInfo};
+
+use crate::api;
+use crate::session::Session;
+
+#[derive(Clone)]
+enum Load {
+    Loading,
+    Ready(HostInfo),
+    Failed(String),
+}
+
+#[component]
+pub fn HostPage(
+    session: Session,
+    on_expired: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let (state, set_state) = signal(Load::Loading);
+    let token = session.token.clone();
+    spawn_local(async move {
+        match api::host(&token).await {
+            Ok(info) => set_state.set(Load::Ready(info)),
+            Err(e) if e.is_unauthenticated() => on_expired(),
+            Err(e) => set_state.set(Load::Failed(e.message)),
+        }
+    });
+
+    view! {
+        <section class="card" id="host">
+            <h2>"Host"</h2>
+            {move || match state.get() {
+                Load::Loading => view! { <p class="muted">"Loading host information…"</p> }.into_any(),
+                Load::Failed(msg) => view! { <p class="error-text" role="alert">{msg}</p> }.into_any(),
+                Load::Ready(h) => host_facts(h).into_any(),
+            }}
+        </section>
+    }
+}
+
+fn host_facts(h: HostInfo) -> impl IntoView {
+    let accel = match h.accel {
+        Accel::Kvm => "KVM (hardware)",
+        Accel::Tcg => "TCG (software emulation)",
+    };
+    view! {
+        <dl class="facts">
+            <dt>"Host name"</dt><dd id="host-name">{h.hostname}</dd>
+            <dt>"Hypervisor"</dt>
+            <dd id="host-hypervisor">{format!("{} {} ({})", h.hypervisor.driver, h.hypervisor.version, h.hypervisor.uri)}</dd>
+            <dt>"libvirt"</dt><dd>{h.hypervisor.libvirt_version}</dd>
+            <dt>"Acceleration"</dt><dd id="host-accel">{accel}</dd>
+            <dt>"Why"</dt><dd class="muted">{h.accel_reason}</dd>
+            <dt>"CPUs"</dt><dd id="host-cpus">{h.cpus}</dd>
+            <dt>"Memory"</dt><dd id="host-memory">{format!("{} MiB", h.memory_mib)}</dd>
+            <dt>"nuaged"</dt><dd>{h.daemon_version}</dd>
+        </dl>
+    }
+}

@@ -1,0 +1,52 @@
+//! Sign in.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api;
+use crate::session::Session;
+
+#[component]
+pub fn LoginPage(on_login: impl Fn(Session) + Copy + Send + Sync + 'static) -> impl IntoView {
+    let (username, set_username) = signal(String::new());
+    let (password, set_password) = signal(String::new());
+    let (error, set_error) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (u, p) = (username.get_untracked(), password.get_untracked());
+        if u.is_empty() || p.is_empty() {
+            set_error.set(Some("Enter a username and a password.".into()));
+            return;
+        }
+        set_busy.set(true);
+        set_error.set(None);
+        spawn_local(async move {
+            match api::login(u, p).await {
+                Ok(resp) => on_login(resp.into()),
+                Err(e) => set_error.set(Some(e.message)),
+            }
+            set_busy.set(false);
+        });
+    };
+
+    view! {
+        <form class="login card" id="login-form" on:submit=submit>
+            <h2>"Sign in"</h2>
+            <label>"Username"
+                <input id="username" name="username" autocomplete="username" required
+                    prop:value=username on:input=move |ev| set_username.set(event_target_value(&ev))/>
+            </label>
+            <label>"Password"
+                <input id="password" name="password" type="password" autocomplete="current-password"
+                    required prop:value=password
+                    on:input=move |ev| set_password.set(event_target_value(&ev))/>
+            </label>
+            {move || error.get().map(|e| view! { <p class="error-text" role="alert">{e}</p> })}
+            <button type="submit" id="sign-in" disabled=busy>
+                {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+            </button>
+        </form>
+    }
+}
