@@ -51,6 +51,10 @@ pub struct Cli {
     /// A TOML file with any of the settings above (keys as the flags, with '_' for '-').
     #[arg(long, env = "NUAGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The password of the `admin` user created on first start (environment only, so it never
+    /// shows in a process listing); generated and printed once when unset.
+    #[arg(skip = std::env::var("NUAGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()))]
+    pub admin_password: Option<String>,
 }
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -85,6 +89,8 @@ pub struct Settings {
     pub import_dirs: Vec<PathBuf>,
     /// `None` when no built console was found: `/` then explains how to build it.
     pub web_dir: Option<PathBuf>,
+    /// Used only on first start, when there are no users yet.
+    pub admin_password: Option<String>,
 }
 
 impl Settings {
@@ -138,6 +144,7 @@ impl Settings {
             accel,
             import_dirs,
             web_dir,
+            admin_password: cli.admin_password,
         })
     }
 }

@@ -1,1 +1,4 @@
+//! End-to-end tests: the real `nuaged`, a real libvirtd with real guests under TCG, and a real
+//! browser. One test binary; one module per area.
 
+mod foundation;

@@ -1,1 +1,562 @@
+//! The end-to-end harness: a real libvirtd, real guests under TCG, the real `nuaged` binary on a
+//! free loopback port with its own data dir, and headless Chromium through chromedriver.
+//!
+//! Everything a test starts is torn down by `Drop`, also when the test fails: daemons get SIGTERM
+//! (then SIGKILL), every libvirt domain whose disks lie in a test's temporary folder is destroyed
+//! and undefined, and the folder is removed. When a test panics, the daemon's log is printed.
 
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use fantoccini;
+
+/// The libvirt URI of the end-to-end tests.
+pub const QEMU_SYSTEM: &str = "qemu:///system";
+
+/// The admin password every test daemon is started with.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Makes sure a libvirtd answers at `qemu:///system`, starting virtlogd and libvirtd if none does
+/// (machines without systemd start nothing by themselves).
+pub fn ensure_libvirtd() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let answers = || {
+            Command::new("virsh")
+                .args(["-c", QEMU_SYSTEM, "uri"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if answers() {
+            return;
+        }
+        for daemon in ["virtlogd", "libvirtd"] {
+            let _ = Command::new(daemon).arg("-d").status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers() {
+            assert!(
+                Instant::now() < deadline,
+                "libvirtd did not answer at {QEMU_SYSTEM} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+}
+
+/// The test guest's base image, built (or found cached) under `target/test-guest`.
+pub fn test_guest_image() -> PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let out = target_dir().join("test-guest");
+            let status = Command::new("bash")
+                .arg(workspace_root().join("tests/guest/build.sh"))
+                .arg(&out)
+                .status()
+                .expect("run tests/guest/build.sh");
+            assert!(status.success(), "building the test guest failed");
+            let image = out.join("base.qcow2");
+            // QEMU runs as another user and reads the image as a backing file.
+            make_reachable(&image);
+            image
+        })
+        .clone()
+}
+
+/// Lets QEMU (an unprivileged user under qemu:///system) traverse to and read `path`.
+fn make_reachable(path: &Path) {
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    for dir in path.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001));
+            }
+        }
+    }
+}
+
+/// A temporary folder QEMU can traverse (mode 0711), removed with everything libvirt defined in it.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new(prefix: &str) -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .expect("create a temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        remove_domains_under(self.dir.path());
+    }
+}
+
+/// Destroys and undefines every domain on `qemu:///system` that uses a file below `dir`.
+pub fn remove_domains_under(dir: &Path) {
+    let Ok(conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
+        return;
+    };
+    let needle = dir.to_string_lossy().into_owned();
+    for dom in conn.list_all_domains(0).unwrap_or_default() {
+        let Ok(xml) = dom.xml_desc(0) else { continue };
+        if !xml.contains(&needle) {
+            continue;
+        }
+        if dom.is_active().unwrap_or(false) {
+            let _ = dom.destroy();
+        }
+        let _ = dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+    }
+}
+
+/// A free TCP port on loopback (for chromedriver, which cannot report the one it picked).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nuaged_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NUAGE_BIN") {
+        return PathBuf::from(bin);
+    }
+    // Build it once per test run (cheap when target/ is warm).
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "nuage-daemon", "--bin", "nuaged"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building nuaged failed");
+        *built = true;
+    }
+    target_dir().join("debug/nuaged")
+}
+
+/// The built web console, if `trunk build` has run.
+pub fn web_dir() -> Option<PathBuf> {
+    let dist = workspace_root().join("dist");
+    dist.join("index.html").is_file().then_some(dist)
+}
+
+/// A running `nuaged` with its own data dir.
+pub struct Daemon {
+    child: Child,
+    pub base_url: String,
+    pub scratch: Scratch,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `nuaged` on `uri` with `--accel tcg`, a fresh data dir and a free port, and waits
+    /// until it listens.
+    pub fn start(uri: &str) -> Daemon {
+        if uri.starts_with("qemu") {
+            ensure_libvirtd();
+        }
+        let scratch = Scratch::new("nuage-e2e-");
+        let data = scratch.path().join("data");
+        let log = scratch.path().join("nuaged.log");
+        let mut cmd = Command::new(nuaged_binary());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--accel",
+            "tcg",
+            "--libvirt-uri",
+            uri,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("NUAGE_LOG", "info,tower_http=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("create the daemon log"));
+        if let Some(web) = web_dir() {
+            cmd.arg("--web-dir").arg(web);
+        }
+        let mut child = cmd.spawn().expect("spawn nuaged");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("nuaged listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base_url = match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "nuaged did not start listening within 90 s; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Daemon {
+            child,
+            base_url,
+            scratch,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.scratch.path().join("data")
+    }
+
+    /// Signs in as the admin and returns the token.
+    pub async fn admin_token(&self) -> String {
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login request")
+            .json()
+            .await
+            .expect("login body");
+        resp["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- nuaged log ({}) ----\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// A guest booted straight through libvirt (not through the daemon) from a linked clone of the
+/// test image, with an optional NoCloud seed, its serial port written to a file.
+pub struct Guest {
+    pub name: String,
+    pub serial_log: PathBuf,
+    pub scratch: Scratch,
+}
+
+impl Guest {
+    pub fn boot(name_prefix: &str, seed_hostname: Option<&str>) -> Guest {
+        use nuage_daemon::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag};
+        use nuage_daemon::hypervisor::{libvirt::Libvirt, Hypervisor};
+        ensure_libvirtd();
+        let base = test_guest_image();
+        let scratch = Scratch::new("nuage-guest-");
+        let dir = scratch.path();
+        let disk = dir.join("disk.qcow2");
+        let status = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(&base)
+            .arg(&disk)
+            .arg("1G")
+            .status()
+            .expect("run qemu-img");
+        assert!(status.success(), "qemu-img create failed");
+        let mut disks = vec![DiskSpec {
+            path: disk,
+            format: "qcow2",
+            target: "vda".into(),
+            readonly: false,
+        }];
+        if let Some(host) = seed_hostname {
+            let seed = dir.join("seed.img");
+            make_fat_seed(&seed, host);
+            disks.push(DiskSpec {
+                path: seed,
+                format: "raw",
+                target: "vdb".into(),
+                readonly: true,
+            });
+        }
+        let uuid = uuid_v4();
+        let name = format!("{name_prefix}-{}", &uuid[..8]);
+        let serial_log = dir.join("serial.log");
+        let hv = Libvirt::connect(QEMU_SYSTEM).expect("connect to libvirt");
+        let spec = DomainSpec {
+            name: name.clone(),
+            uuid,
+            domain_type: hv.domain_type(nuage_shared::Accel::Tcg),
+            vcpus: 1,
+            memory_mib: 256,
+            disks,
+            serial_log: Some(serial_log.clone()),
+            tag: DomainTag {
+                daemon: "e2e-harness".into(),
+                owner: String::new(),
+                vps: String::new(),
+            },
+        };
+        let guest = Guest {
+            name: name.clone(),
+            serial_log,
+            scratch,
+        };
+        hv.define(&spec.to_xml().expect("domain XML"))
+            .expect("define the guest");
+        hv.start(&name).expect("start the guest");
+        guest
+    }
+
+    /// Waits until the serial output contains `marker`; returns how long it took.
+    pub fn wait_for_serial(&self, marker: &str, timeout: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.serial_log).unwrap_or_default();
+            if text.contains(marker) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "{marker} not seen within {timeout:?}; serial output:\n{text}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A NoCloud seed made with the system's FAT tools (the daemon builds its own with a library).
+fn make_fat_seed(path: &Path, hostname: &str) {
+    let dir = path.parent().unwrap();
+    std::fs::write(
+        dir.join("meta-data"),
+        format!("instance-id: e2e\nlocal-hostname: {hostname}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("user-data"), "#cloud-config\n").unwrap();
+    let run = |cmd: &mut Command| assert!(cmd.status().expect("run a seed tool").success());
+    run(Command::new("truncate").args(["-s", "2M"]).arg(path));
+    run(Command::new("mkfs.vfat")
+        .args(["-n", "CIDATA"])
+        .arg(path)
+        .stdout(Stdio::null()));
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(path)
+        .arg(dir.join("meta-data"))
+        .arg(dir.join("user-data"))
+        .arg("::"));
+}
+
+fn uuid_v4() -> String {
+    let b: [u8; 16] = std::fs::read("/proc/sys/kernel/random/uuid")
+        .ok()
+        .and_then(|v| String::from_utf8(v).ok())
+        .map(|s| {
+            let hex: String = s.trim().chars().filter(|c| *c != '-').collect();
+            let mut out = [0u8; 16];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+            out
+        })
+        .unwrap_or([0; 16]);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- serial output of {} ----\n{}",
+                self.name,
+                std::fs::read_to_string(&self.serial_log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Headless Chromium driven through chromedriver.
+pub struct Browser {
+    driver: Child,
+    pub client: fantoccini::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let mut driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chromedriver (scripts/setup installs chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let _ = driver.kill();
+                panic!("chromedriver did not listen on {port} within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = serde_json::json!([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+            format!("--user-data-dir={}", profile.path().display()),
+        ]);
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({"binary": "/usr/bin/chromium", "args": args}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = driver.kill();
+                panic!("cannot start a Chromium session: {e}");
+            }
+        };
+        Browser {
+            driver,
+            client,
+            _profile: profile,
+        }
+    }
+
+    /// Waits up to `secs` for the element; on timeout saves a screenshot named `failed-<what>` and
+    /// panics with the page's text.
+    pub async fn wait_for(
+        &self,
+        locator: fantoccini::Locator<'_>,
+        secs: u64,
+    ) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(secs))
+            .for_element(locator)
+            .await
+        {
+            Ok(e) => e,
+            Err(err) => {
+                let what =
+                    format!("{locator:?}").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+                let shot = self.screenshot(&format!("failed-{what}")).await;
+                let text = match self.client.find(fantoccini::Locator::Css("body")).await {
+                    Ok(body) => body.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!("{locator:?} did not appear within {secs} s ({err}); screenshot {}; page text:\n{text}", shot.display());
+            }
+        }
+    }
+
+    /// Ends the WebDriver session (closing Chromium) and chromedriver.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
+    /// Saves a screenshot under `target/e2e-screenshots/<name>.png` (CI keeps target/ output).
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = target_dir().join("e2e-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(&path, png);
+        }
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // A Chromium whose driver died is orphaned: find it by its profile dir.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self._profile.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -89,7 +89,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         .map_err(|e| fail(format!("database: {}", chain(&e))))?;
 
     let key = load_or_create_secret(&data_dir.join("jwt.key"))?;
-    bootstrap_admin(&db, &data_dir)?;
+    bootstrap_admin(&db, &data_dir, settings.admin_password.as_deref())?;
 
     Ok(App {
         settings: Settings {
@@ -216,16 +216,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
 
 /// On first start (no users at all) creates `admin` with `NUAGE_ADMIN_PASSWORD`, or with a
 /// generated password that is printed once and written to `<data-dir>/admin-password` (0600).
-fn bootstrap_admin(db: &Db, data_dir: &Path) -> Result<(), StartError> {
+fn bootstrap_admin(db: &Db, data_dir: &Path, preset: Option<&str>) -> Result<(), StartError> {
     let users = db
         .call_blocking(|c| db::users::count_users(c))
         .map_err(|e| fail(format!("database: {}", chain(&e))))?;
     if users > 0 {
         return Ok(());
     }
-    let (password, generated) = match std::env::var("NUAGE_ADMIN_PASSWORD") {
-        Ok(p) if !p.is_empty() => (p, false),
-        _ => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
+    let (password, generated) = match preset {
+        Some(p) => (p.to_owned(), false),
+        None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
     };
     let hash = auth::hash_password(&password).map_err(|e| fail(format!("hashing: {e}")))?;
     let user = db::users::UserRow {

@@ -1,0 +1,7 @@
+//! Integration tests of nuaged's HTTP API on libvirt's simulated `test:///default`, driving
+//! `router(state)` with `oneshot`. One test binary, one module per area.
+
+mod support;
+
+mod auth;
+mod service;

@@ -1,0 +1,77 @@
+//! Health, host information, unknown routes and the web console's files.
+
+use axum::http::StatusCode;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn healthz_needs_no_token_and_says_the_hypervisor_is_simulated() {
+    let t = TestApp::new().await;
+    let r = t.get("/healthz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ok");
+    assert_eq!(r.body["database"], true);
+    assert_eq!(r.body["hypervisor"], true);
+    assert_eq!(r.body["simulated"], true);
+}
+
+#[tokio::test]
+async fn host_reports_the_hypervisor_and_the_hardware() {
+    let t = TestApp::new().await;
+    let token = t.admin_token().await;
+    let r = t.get("/api/v1/host", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let h = &r.body;
+    assert_eq!(h["hypervisor"]["uri"], "test:///default");
+    assert_eq!(h["hypervisor"]["driver"], "TEST");
+    assert_eq!(h["hypervisor"]["simulated"], true);
+    assert_eq!(h["accel"], "tcg");
+    // libvirt's test driver simulates a fixed host: 16 CPUs, 3 GiB.
+    assert_eq!(h["cpus"], 16);
+    assert_eq!(h["memory_mib"], 3072);
+    assert!(h["hypervisor"]["libvirt_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("9."));
+}
+
+#[tokio::test]
+async fn unknown_api_paths_are_json_404s() {
+    let t = TestApp::new().await;
+    let r = t.get("/api/v1/no-such-thing", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "not_found");
+}
+
+#[tokio::test]
+async fn the_console_is_served_and_client_routes_get_index_html() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>console</title>",
+    )
+    .unwrap();
+    std::fs::write(web.path().join("app.js"), "console.log(1)").unwrap();
+    let t = TestApp::with_web_dir(Some(web.path().to_owned())).await;
+    for path in ["/", "/servers/abc", "/admin/users"] {
+        let r = t.get(path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r.text.contains("<title>console</title>"), "{path}");
+    }
+    let js = t.get("/app.js", None).await;
+    assert!(
+        js.content_type.contains("javascript"),
+        "{}",
+        js.content_type
+    );
+    // The API is never shadowed by the console.
+    assert_eq!(t.get("/api/v1/nope", None).await.code(), "not_found");
+}
+
+#[tokio::test]
+async fn without_a_built_console_the_root_page_says_how_to_build_it() {
+    let t = TestApp::new().await;
+    let r = t.get("/", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text.contains("trunk build"));
+}
