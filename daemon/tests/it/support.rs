@@ -53,11 +53,7 @@ impl TestApp {
             .expect("the app starts on test:///default");
         let app = Arc::new(app);
         let router = nuage_daemon::http::router(app);
-        TestApp {
-            app,
-            router,
-            _dir: dir,
-        }
+        TestApp { router, _dir: dir }
     }
 
     pub async fn send(
