@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod hypervisor;
+pub mod storage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub async fn serve(
     app: Arc<app::App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    app.start_background();
     let router = http::router(app);
     axum::serve(
         listener,

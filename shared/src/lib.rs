@@ -137,6 +137,288 @@ pub struct LoginResponse {
     pub user: User,
 }
 
+/// What a user may allocate in all (`quota`), or has allocated (`usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub vms: u32,
+    pub snapshots: u32,
+}
+
+impl Quota {
+    /// The quota of a user created without one: room for a couple of small servers.
+    pub const DEFAULT: Quota = Quota {
+        vcpus: 4,
+        memory_mib: 4096,
+        disk_gib: 40,
+        vms: 2,
+        snapshots: 4,
+    };
+}
+
+/// `GET /me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub user: User,
+    pub quota: Quota,
+    pub usage: Quota,
+}
+
+/// A user as administrators see it (`GET /users`, `GET /users/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDetail {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub created_at: String,
+    pub quota: Quota,
+    pub usage: Quota,
+}
+
+/// `POST /users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+    /// [`Quota::DEFAULT`] when omitted.
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+/// `PATCH /users/{id}`: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+}
+
+/// The rules for a username, shared so the console can check as the user types.
+pub fn validate_username(name: &str) -> Result<(), &'static str> {
+    let ok_len = (1..=32).contains(&name.len());
+    let mut chars = name.chars();
+    let ok_first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if ok_len && ok_first && ok_rest {
+        Ok(())
+    } else {
+        Err(
+            "A username is 1 to 32 characters: lowercase letters, digits, '-', '_' or '.', \
+             starting with a letter or a digit.",
+        )
+    }
+}
+
+/// The rules for a password.
+pub fn validate_password(password: &str) -> Result<(), &'static str> {
+    match password.chars().count() {
+        0..=7 => Err("A password has at least 8 characters."),
+        8..=1024 => Ok(()),
+        _ => Err("A password has at most 1024 characters."),
+    }
+}
+
+/// A disk image VPS are created from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// The disk size the image was made for; a VPS disk is at least this large.
+    pub virtual_size_bytes: u64,
+    pub os: Option<String>,
+    pub created_at: String,
+}
+
+/// `POST /images`: import a file lying in one of the daemon's import directories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportImage {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub os: Option<String>,
+}
+
+/// A VPS's life, as API.md names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    Creating,
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Paused,
+    Deleting,
+    Error,
+}
+
+impl VmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Creating => "creating",
+            VmState::Stopped => "stopped",
+            VmState::Starting => "starting",
+            VmState::Running => "running",
+            VmState::Stopping => "stopping",
+            VmState::Paused => "paused",
+            VmState::Deleting => "deleting",
+            VmState::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VmState> {
+        [
+            VmState::Creating,
+            VmState::Stopped,
+            VmState::Starting,
+            VmState::Running,
+            VmState::Stopping,
+            VmState::Paused,
+            VmState::Deleting,
+            VmState::Error,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// A virtual private server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    /// The host (daemon) that holds it.
+    pub host_id: String,
+    pub state: VmState,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub image_id: String,
+    pub hostname: String,
+    pub created_at: String,
+    pub ip_addresses: Vec<String>,
+    /// A resize that takes effect at the next boot, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingResize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingResize {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+}
+
+/// `POST /vms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVm {
+    pub name: String,
+    pub image_id: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    /// The name when omitted.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Boot right away (the default).
+    #[serde(default)]
+    pub start: Option<bool>,
+}
+
+/// `PATCH /vms/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_gib: Option<u64>,
+}
+
+/// The sizes a VPS may have.
+pub mod limits {
+    pub const VCPUS: std::ops::RangeInclusive<u32> = 1..=64;
+    pub const MEMORY_MIB: std::ops::RangeInclusive<u64> = 128..=262_144;
+    pub const DISK_GIB: std::ops::RangeInclusive<u64> = 1..=16_384;
+}
+
+/// A VPS name: 1 to 63 of `[a-z0-9-]`, unique per owner. Hostnames follow the same rule and may
+/// not start or end with '-'.
+pub fn validate_vm_name(name: &str) -> Result<(), &'static str> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("A server name is 1 to 63 characters: lowercase letters, digits and '-'.")
+    }
+}
+
+pub fn validate_hostname(name: &str) -> Result<(), &'static str> {
+    if validate_vm_name(name).is_ok() && !name.starts_with('-') && !name.ends_with('-') {
+        Ok(())
+    } else {
+        Err("A hostname is 1 to 63 characters: lowercase letters, digits and '-', not at either end.")
+    }
+}
+
+/// An image name: 1 to 64 characters of `[a-z0-9._-]`, starting with a letter or digit.
+pub fn validate_image_name(name: &str) -> Result<(), &'static str> {
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("An image name is 1 to 64 characters: lowercase letters, digits, '.', '_' or '-'.")
+    }
+}
+
+/// One message on `/api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A VPS changed state (from libvirt's own lifecycle events).
+    VmState {
+        vm_id: String,
+        state: VmState,
+        at: String,
+    },
+    /// A VPS appeared, changed size or name.
+    VmUpdated { vm: Vm },
+    /// A VPS is gone.
+    VmDeleted { vm_id: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +457,70 @@ mod tests {
             assert_eq!(code.status(), status, "{code:?}");
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(name));
         }
+    }
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        for ok in ["alice", "a", "bob-2", "c.d_e", "0x", &"a".repeat(32)] {
+            assert!(validate_username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "-a",
+            ".a",
+            "a b",
+            "a/b",
+            "a<b",
+            "é",
+            "../x",
+            &"a".repeat(33),
+        ] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vm_names_and_hostnames_follow_the_rules() {
+        for ok in ["a", "web-1", "0", &"a".repeat(63)] {
+            assert!(validate_vm_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Web",
+            "a_b",
+            "a.b",
+            "a<b",
+            "a'b",
+            "a/b",
+            "..",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_vm_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_hostname("web-1").is_ok());
+        assert!(validate_hostname("-web").is_err());
+        assert!(validate_hostname("web-").is_err());
+    }
+
+    #[test]
+    fn vm_states_round_trip_their_names() {
+        for s in [
+            "creating", "stopped", "starting", "running", "stopping", "paused", "deleting", "error",
+        ] {
+            let state = VmState::parse(s).unwrap();
+            assert_eq!(state.as_str(), s);
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(s));
+        }
+        assert_eq!(VmState::parse("on"), None);
+    }
+
+    #[test]
+    fn passwords_follow_the_rules() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"x".repeat(1025)).is_err());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum AppError {
     /// Missing, or belonging to someone else: the two are indistinguishable (404).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request would exceed the user's quota (403); the message names resource and numbers.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Name taken, or the state forbids the action (409).
     #[error("{0}")]
     Conflict(String),

@@ -8,7 +8,10 @@
 pub mod auth;
 pub mod error;
 pub mod host;
+pub mod images;
 mod start;
+pub mod users;
+pub mod vms;
 
 use std::sync::Arc;
 
@@ -37,6 +40,15 @@ pub struct App {
     /// libvirtd never touch each other's domains.
     pub daemon_id: String,
     auth: auth::Keys,
+    /// Every event about a server, tagged with its owner; `/api/v1/events` filters per caller.
+    pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
+}
+
+/// An event and whose server it concerns.
+#[derive(Debug, Clone)]
+pub struct OwnedEvent {
+    pub owner_id: String,
+    pub event: nuage_shared::Event,
 }
 
 impl App {

@@ -89,6 +89,21 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         .map_err(|e| fail(format!("database: {}", chain(&e))))?;
 
     let key = load_or_create_secret(&data_dir.join("jwt.key"))?;
+    for dir in ["images", "vms"] {
+        let d = data_dir.join(dir);
+        if !d.exists() {
+            fs::DirBuilder::new()
+                .mode(0o711)
+                .create(&d)
+                .map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
+        }
+    }
+    super::vms::reconcile(&db, &hv, &daemon_id, &data_dir).map_err(|e| {
+        fail(format!(
+            "cannot reconcile the database with libvirt: {}",
+            chain(&e)
+        ))
+    })?;
     bootstrap_admin(&db, &data_dir, settings.admin_password.as_deref())?;
 
     Ok(App {
@@ -104,6 +119,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         accel_reason,
         daemon_id,
         auth: auth::Keys::new(&key),
+        events: tokio::sync::broadcast::channel(1024).0,
     })
 }
 
@@ -234,8 +250,15 @@ fn bootstrap_admin(db: &Db, data_dir: &Path, preset: Option<&str>) -> Result<(),
         password_hash: hash,
         role: nuage_shared::Role::Admin,
     };
-    db.call_blocking(|c| db::users::insert_user(c, &user, &db::now_rfc3339()))
-        .map_err(|e| fail(format!("cannot create the admin user: {}", chain(&e))))?;
+    db.call_blocking(|c| {
+        db::users::insert_user_with_quota(
+            c,
+            &user,
+            &nuage_shared::Quota::DEFAULT,
+            &db::now_rfc3339(),
+        )
+    })
+    .map_err(|e| fail(format!("cannot create the admin user: {}", chain(&e))))?;
     if generated {
         let file = data_dir.join("admin-password");
         let _ = fs::remove_file(&file);

@@ -28,6 +28,70 @@ const MIGRATIONS: &[&str] = &[
         revoked    INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX sessions_user ON sessions(user_id);",
+    // 2: quotas, images, servers, snapshots, the audit log.
+    "CREATE TABLE quotas (
+        user_id    TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        vcpus      INTEGER NOT NULL CHECK (vcpus >= 0),
+        memory_mib INTEGER NOT NULL CHECK (memory_mib >= 0),
+        disk_gib   INTEGER NOT NULL CHECK (disk_gib >= 0),
+        vms        INTEGER NOT NULL CHECK (vms >= 0),
+        snapshots  INTEGER NOT NULL CHECK (snapshots >= 0)
+    );
+    INSERT INTO quotas (user_id, vcpus, memory_mib, disk_gib, vms, snapshots)
+        SELECT id, 4, 4096, 40, 2, 4 FROM users;
+    CREATE TABLE images (
+        id                 TEXT PRIMARY KEY,
+        name               TEXT NOT NULL UNIQUE,
+        format             TEXT NOT NULL CHECK (format IN ('qcow2', 'raw')),
+        -- The image's file in <data-dir>/images.
+        path               TEXT NOT NULL,
+        virtual_size_bytes INTEGER NOT NULL,
+        os                 TEXT,
+        created_at         TEXT NOT NULL
+    );
+    -- Deliberately no ON DELETE CASCADE from users or images: a user who still owns servers, or
+    -- an image servers still stand on, cannot be deleted by accident.
+    CREATE TABLE vms (
+        id             TEXT PRIMARY KEY,
+        owner_id       TEXT NOT NULL REFERENCES users(id),
+        -- The daemon (host) that holds the server, for when one panel drives many hosts.
+        host_id        TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        vcpus          INTEGER NOT NULL,
+        memory_mib     INTEGER NOT NULL,
+        disk_gib       INTEGER NOT NULL,
+        image_id       TEXT NOT NULL REFERENCES images(id),
+        hostname       TEXT NOT NULL,
+        -- vCPUs and memory that take effect at the next boot (NULL: none pending). Quota
+        -- counts the larger of current and pending.
+        pending_vcpus  INTEGER,
+        pending_memory INTEGER,
+        created_at     TEXT NOT NULL,
+        UNIQUE (owner_id, name)
+    );
+    CREATE INDEX vms_owner ON vms(owner_id);
+    CREATE TABLE snapshots (
+        id         TEXT PRIMARY KEY,
+        vm_id      TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (vm_id, name)
+    );
+    CREATE TABLE audit (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        at            TEXT NOT NULL,
+        user_id       TEXT,
+        username      TEXT,
+        action        TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        resource_id   TEXT,
+        vm_id         TEXT,
+        client        TEXT,
+        outcome       TEXT NOT NULL,
+        detail        TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -7,8 +7,10 @@
 //! blocking pool, so a slow query never stalls the executor. WAL mode lets readers run beside a
 //! writer; writers that must see a consistent picture (quota checks) use `BEGIN IMMEDIATE`.
 
+pub mod images;
 mod migrations;
 pub mod users;
+pub mod vms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Users, login sessions and the daemon's own key/value facts.
 
-use nuage_shared::Role;
+use nuage_shared::{Quota, Role, UserDetail};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::DbError;
@@ -48,6 +48,177 @@ pub fn insert_user(c: &Connection, user: &UserRow, created_at: &str) -> Result<(
         params![user.id, user.username, user.password_hash, role_str(user.role), created_at],
     )?;
     Ok(())
+}
+
+/// Creates a user and their quota together.
+pub fn insert_user_with_quota(
+    c: &mut Connection,
+    user: &UserRow,
+    quota: &Quota,
+    created_at: &str,
+) -> Result<(), DbError> {
+    let tx = c.transaction()?;
+    insert_user(&tx, user, created_at)?;
+    set_quota(&tx, &user.id, quota)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn set_quota(c: &Connection, user_id: &str, q: &Quota) -> Result<(), DbError> {
+    c.execute(
+        "INSERT INTO quotas (user_id, vcpus, memory_mib, disk_gib, vms, snapshots)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(user_id) DO UPDATE SET vcpus = excluded.vcpus,
+            memory_mib = excluded.memory_mib, disk_gib = excluded.disk_gib,
+            vms = excluded.vms, snapshots = excluded.snapshots",
+        params![
+            user_id,
+            q.vcpus,
+            q.memory_mib as i64,
+            q.disk_gib as i64,
+            q.vms,
+            q.snapshots
+        ],
+    )?;
+    Ok(())
+}
+
+/// A user's quota ([`Quota::DEFAULT`] if none was ever set).
+pub fn quota(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
+    Ok(c.query_row(
+        "SELECT vcpus, memory_mib, disk_gib, vms, snapshots FROM quotas WHERE user_id = ?1",
+        [user_id],
+        |r| {
+            Ok(Quota {
+                vcpus: r.get(0)?,
+                memory_mib: r.get::<_, i64>(1)? as u64,
+                disk_gib: r.get::<_, i64>(2)? as u64,
+                vms: r.get(3)?,
+                snapshots: r.get(4)?,
+            })
+        },
+    )
+    .optional()?
+    .unwrap_or(Quota::DEFAULT))
+}
+
+/// What a user's servers and snapshots take up, counted from the records themselves.
+pub fn usage(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(MAX(vcpus, COALESCE(pending_vcpus, 0))), 0),
+                COALESCE(SUM(MAX(memory_mib, COALESCE(pending_memory, 0))), 0),
+                COALESCE(SUM(disk_gib), 0),
+                COUNT(*),
+                (SELECT COUNT(*) FROM snapshots s JOIN vms v ON v.id = s.vm_id
+                 WHERE v.owner_id = ?1)
+         FROM vms WHERE owner_id = ?1",
+        [user_id],
+        |r| {
+            Ok(Quota {
+                vcpus: r.get::<_, i64>(0)? as u32,
+                memory_mib: r.get::<_, i64>(1)? as u64,
+                disk_gib: r.get::<_, i64>(2)? as u64,
+                vms: r.get::<_, i64>(3)? as u32,
+                snapshots: r.get::<_, i64>(4)? as u32,
+            })
+        },
+    )?)
+}
+
+pub fn user_by_id(c: &Connection, id: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(c.query_row(
+        "SELECT id, username, password_hash, role FROM users WHERE id = ?1",
+        [id],
+        user_from_row,
+    )
+    .optional()?)
+}
+
+/// A user with quota and usage, as administrators see them.
+pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbError> {
+    let row = c
+        .query_row(
+            "SELECT id, username, role, created_at FROM users WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, username, role, created_at)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(UserDetail {
+        quota: quota(c, &id)?,
+        usage: usage(c, &id)?,
+        role: parse_role(&role),
+        id,
+        username,
+        created_at,
+    }))
+}
+
+pub fn list_user_ids(c: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = c.prepare("SELECT id FROM users ORDER BY username")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+pub fn count_admins(c: &Connection) -> Result<i64, DbError> {
+    Ok(
+        c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+pub fn set_password_hash(c: &Connection, id: &str, hash: &str) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )?;
+    Ok(())
+}
+
+pub fn set_role(c: &Connection, id: &str, role: Role) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE users SET role = ?2 WHERE id = ?1",
+        params![id, role_str(role)],
+    )?;
+    Ok(())
+}
+
+/// Revokes every session of a user (after a password change), except `keep`.
+pub fn revoke_user_sessions(
+    c: &Connection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND jti IS NOT ?2",
+        params![user_id, keep],
+    )?;
+    Ok(())
+}
+
+pub fn count_vms_of(c: &Connection, user_id: &str) -> Result<i64, DbError> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM vms WHERE owner_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Deletes a user; their quota and sessions go with them (so their tokens stop at once).
+pub fn delete_user(c: &Connection, id: &str) -> Result<bool, DbError> {
+    Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? > 0)
 }
 
 pub fn user_by_username(c: &Connection, username: &str) -> Result<Option<UserRow>, DbError> {

@@ -76,6 +76,7 @@ impl IntoResponse for ApiError {
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::Unavailable { .. } => ErrorCode::Unavailable,
             AppError::Internal { .. } => ErrorCode::Internal,

@@ -6,18 +6,22 @@
 pub mod error;
 pub mod extract;
 
-use std::path::Path;
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use nuage_shared::{Health, HostInfo, LoginRequest, LoginResponse};
+use nuage_shared::{
+    CreateUser, CreateVm, Health, HostInfo, Image, ImportImage, LoginRequest, LoginResponse, Me,
+    UpdateUser, UpdateVm, UserDetail, Vm,
+};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+use crate::app::vms::VmAction;
 use crate::app::{Actor, App};
 use error::ApiError;
 use extract::ApiJson;
@@ -34,6 +38,17 @@ pub fn router(app: AppState) -> Router {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/host", get(host))
+        .route("/me", get(me))
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/images", get(list_images).post(import_image))
+        .route("/images/{id}", delete(delete_image))
+        .route("/vms", get(list_vms).post(create_vm))
+        .route("/vms/{id}", get(get_vm).patch(update_vm).delete(delete_vm))
+        .route("/vms/{id}/{action}", post(vm_action))
         .fallback(|| async { ApiError::NoRoute });
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -47,7 +62,7 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// The built console; any path that is not a file is a client-side route and gets `index.html`.
-fn console_files(dir: &Path) -> ServeDir<ServeFile> {
+fn console_files(dir: &FsPath) -> ServeDir<ServeFile> {
     ServeDir::new(dir)
         .precompressed_gzip()
         .fallback(ServeFile::new(dir.join("index.html")))
@@ -89,4 +104,134 @@ async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<StatusCo
 
 async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostInfo>> {
     Ok(Json(app.host_info(&actor).await?))
+}
+
+async fn me(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Me>> {
+    Ok(Json(app.me(&actor).await?))
+}
+
+async fn list_users(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<UserDetail>>> {
+    Ok(Json(app.list_users(&actor).await?))
+}
+
+async fn create_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserDetail>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_user(&actor, req).await?),
+    ))
+}
+
+async fn get_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserDetail>> {
+    Ok(Json(app.get_user(&actor, &id).await?))
+}
+
+async fn update_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateUser>,
+) -> ApiResult<Json<UserDetail>> {
+    Ok(Json(app.update_user(&actor, &id, req).await?))
+}
+
+async fn delete_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.delete_user(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_images(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Image>>> {
+    Ok(Json(app.list_images(&actor).await?))
+}
+
+async fn import_image(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<ImportImage>,
+) -> ApiResult<(StatusCode, Json<Image>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.import_image(&actor, req).await?),
+    ))
+}
+
+async fn delete_image(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.delete_image(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct ListVmsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_vms(
+    State(app): State<AppState>,
+    actor: Actor,
+    query: Result<Query<ListVmsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<Vm>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(app.list_vms(&actor, q.all).await?))
+}
+
+async fn create_vm(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateVm>,
+) -> ApiResult<(StatusCode, Json<Vm>)> {
+    Ok((StatusCode::CREATED, Json(app.create_vm(&actor, req).await?)))
+}
+
+async fn get_vm(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vm>> {
+    Ok(Json(app.get_vm(&actor, &id).await?))
+}
+
+async fn update_vm(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateVm>,
+) -> ApiResult<Json<Vm>> {
+    Ok(Json(app.update_vm(&actor, &id, req).await?))
+}
+
+async fn delete_vm(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.delete_vm(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn vm_action(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Vm>)> {
+    let action = VmAction::parse(&action).ok_or(ApiError::NoRoute)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(app.vm_action(&actor, &id, action).await?),
+    ))
 }

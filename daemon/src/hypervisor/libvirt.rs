@@ -13,7 +13,10 @@ use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 use virt::sys;
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::domain::read_tag;
+use super::events::{self, DomainEvent};
 use super::{DomainRunState, HostFacts, HvError, Hypervisor};
 
 pub struct Libvirt {
@@ -22,6 +25,8 @@ pub struct Libvirt {
     conn: Mutex<Option<Connect>>,
     /// `test:///...`: the simulated driver, whose only domain type is `test`.
     simulated: bool,
+    /// Where lifecycle events go; registered again on every new connection.
+    subscriber: Mutex<Option<UnboundedSender<DomainEvent>>>,
 }
 
 impl Libvirt {
@@ -29,13 +34,30 @@ impl Libvirt {
     /// silenced: errors are returned and logged by the daemon instead.
     pub fn connect(uri: &str) -> Result<Libvirt, HvError> {
         virt::error::clear_error_callback();
+        events::ensure_event_loop();
         let conn = open(uri)?;
         let driver = conn.driver_type().unwrap_or_default();
         Ok(Libvirt {
             uri: uri.to_owned(),
             conn: Mutex::new(Some(conn)),
             simulated: driver.eq_ignore_ascii_case("test"),
+            subscriber: Mutex::new(None),
         })
+    }
+
+    /// Opens a fresh connection and subscribes it to events if anyone listens.
+    fn reopen(&self) -> Result<Connect, HvError> {
+        let conn = open(&self.uri)?;
+        let subscriber = self
+            .subscriber
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(tx) = subscriber {
+            events::register(&conn, tx)?;
+            tracing::info!(uri = %self.uri, "reconnected to libvirt and resubscribed to events");
+        }
+        Ok(conn)
     }
 
     /// Runs `f` on a live connection, reopening it first when libvirtd went away. A call that
@@ -49,7 +71,7 @@ impl Libvirt {
             {
                 // Dropping a dead connection closes it.
                 *guard = None;
-                *guard = Some(open(&self.uri)?);
+                *guard = Some(self.reopen()?);
             }
             let conn = guard.as_ref().expect("connection was just opened");
             match f(conn) {
@@ -229,6 +251,39 @@ impl Hypervisor for Libvirt {
                 _ => DomainRunState::Other,
             })
         })
+    }
+
+    fn shutdown(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.shutdown().map_err(lv("shut down")))
+    }
+
+    fn reboot(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.reboot(0).map_err(lv("reboot")))
+    }
+
+    fn reset(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.reset().map_err(lv("reset")))
+    }
+
+    fn suspend(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.suspend().map_err(lv("suspend")))
+    }
+
+    fn resume(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| Self::lookup(c, name)?.resume().map_err(lv("resume")))
+    }
+
+    fn grow_disk_live(&self, name: &str, target: &str, bytes: u64) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            Self::lookup(c, name)?
+                .block_resize(target, bytes, sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                .map_err(lv("grow a disk"))
+        })
+    }
+
+    fn subscribe(&self, tx: UnboundedSender<DomainEvent>) -> Result<(), HvError> {
+        *self.subscriber.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
+        self.with_conn(|c| events::register(c, tx.clone()))
     }
 
     fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError> {

@@ -10,6 +10,7 @@
 
 pub mod accel;
 pub mod domain;
+pub mod events;
 pub mod libvirt;
 
 use nuage_shared::Accel;
@@ -98,6 +99,28 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn undefine(&self, name: &str) -> Result<(), HvError>;
 
     fn state(&self, name: &str) -> Result<DomainRunState, HvError>;
+
+    /// Asks the guest to shut down (ACPI power button); returns before it has.
+    fn shutdown(&self, name: &str) -> Result<(), HvError>;
+
+    /// Asks the guest to reboot (ACPI).
+    fn reboot(&self, name: &str) -> Result<(), HvError>;
+
+    /// Resets the virtual hardware at once, like a reset button.
+    fn reset(&self, name: &str) -> Result<(), HvError>;
+
+    fn suspend(&self, name: &str) -> Result<(), HvError>;
+
+    fn resume(&self, name: &str) -> Result<(), HvError>;
+
+    /// Grows a running domain's disk (by target, e.g. `vda`) to `bytes`.
+    fn grow_disk_live(&self, name: &str, target: &str, bytes: u64) -> Result<(), HvError>;
+
+    /// Sends every domain lifecycle event to `tx`, also after a reconnection.
+    fn subscribe(
+        &self,
+        tx: tokio::sync::mpsc::UnboundedSender<events::DomainEvent>,
+    ) -> Result<(), HvError>;
 
     /// Names of the domains carrying this daemon's metadata tag, running or not.
     fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError>;

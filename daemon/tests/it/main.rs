@@ -4,4 +4,7 @@
 mod support;
 
 mod auth;
+mod images;
 mod service;
+mod users;
+mod vms;

@@ -14,6 +14,7 @@ pub const ADMIN_PASSWORD: &str = "it-admin-password";
 
 pub struct TestApp {
     pub router: Router,
+    pub data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -52,8 +53,13 @@ impl TestApp {
             .unwrap()
             .expect("the app starts on test:///default");
         let app = Arc::new(app);
+        app.start_background();
         let router = nuage_daemon::http::router(app);
-        TestApp { router, _dir: dir }
+        TestApp {
+            router,
+            data_dir: dir.path().join("data"),
+            _dir: dir,
+        }
     }
 
     pub async fn send(
@@ -110,5 +116,33 @@ impl TestApp {
         let r = self.login("admin", ADMIN_PASSWORD).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl TestApp {
+    /// Puts a raw disk image of `mib` MiB in the import dir and imports it as `name`.
+    pub async fn import_raw_image(&self, admin: &str, name: &str, mib: u64) -> String {
+        let file = self.data_dir.join("import").join(format!("{name}.raw"));
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(mib << 20).unwrap();
+        let body = serde_json::json!({"name": name, "path": file.to_str().unwrap()}).to_string();
+        let r = self.post("/api/v1/images", Some(admin), &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user with the given quota and returns a token of theirs and their id.
+    pub async fn user_with_quota(&self, admin: &str, name: &str, quota: Value) -> (String, String) {
+        let body = serde_json::json!({"username": name, "password": "password-1", "role": "user", "quota": quota});
+        let r = self
+            .post("/api/v1/users", Some(admin), &body.to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let token = self.login(name, "password-1").await.body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (token, id)
     }
 }

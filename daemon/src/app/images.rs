@@ -1,0 +1,189 @@
+//! Disk images: imported by administrators from the import directories, listed for everyone.
+
+use std::path::{Path, PathBuf};
+
+use nuage_shared::{validate_image_name, Image, ImportImage};
+
+use super::{Actor, App, AppError};
+use crate::db::{self, images::ImageRow};
+use crate::storage::{self, StorageError};
+
+/// Resolves `path` (symlinks and `..` included) and accepts it only if it lies inside one of the
+/// import directories. Anything else is refused without saying what exists where.
+fn confine(path: &str, import_dirs: &[PathBuf]) -> Result<PathBuf, AppError> {
+    let refused = || {
+        AppError::Invalid(
+            "The path must name a file inside one of the daemon's import directories.".into(),
+        )
+    };
+    if path.is_empty() || path.contains('\0') {
+        return Err(refused());
+    }
+    let real = std::fs::canonicalize(path).map_err(|_| refused())?;
+    let inside = import_dirs
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .any(|dir| real.starts_with(&dir) && real != dir);
+    if inside {
+        Ok(real)
+    } else {
+        Err(refused())
+    }
+}
+
+fn storage_error(e: StorageError) -> AppError {
+    match e {
+        StorageError::Rejected(m) => AppError::Invalid(m),
+        other => AppError::internal("image storage failed", other),
+    }
+}
+
+impl App {
+    /// `GET /images` (everyone signed in).
+    pub async fn list_images(&self, _actor: &Actor) -> Result<Vec<Image>, AppError> {
+        let rows = self.db.call(|c| db::images::list(c)).await?;
+        Ok(rows.into_iter().map(|r| r.image).collect())
+    }
+
+    /// `POST /images` (admins): validates the file with `qemu-img`, then copies it into the
+    /// daemon's image store, so later changes to the import file cannot reach running servers.
+    pub async fn import_image(&self, actor: &Actor, req: ImportImage) -> Result<Image, AppError> {
+        actor.require_admin()?;
+        validate_image_name(&req.name).map_err(|m| AppError::Invalid(m.into()))?;
+        if let Some(os) = &req.os {
+            if os.len() > 64 || os.chars().any(char::is_control) {
+                return Err(AppError::Invalid(
+                    "The os label is at most 64 printable characters.".into(),
+                ));
+            }
+        }
+        let source = confine(&req.path, &self.settings.import_dirs)?;
+        let name = req.name.clone();
+        if self
+            .db
+            .call(move |c| db::images::name_taken(c, &name))
+            .await?
+        {
+            return Err(AppError::Conflict(format!(
+                "An image named {} exists already.",
+                req.name
+            )));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let store = self.settings.data_dir.join("images");
+        let (src, dest_dir, image_id) = (source.clone(), store.clone(), id.clone());
+        let (info, dest) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let info = storage::inspect_image(&src)?;
+            let dest = dest_dir.join(format!("{image_id}.{}", info.format));
+            storage::copy_image(&src, &dest)?;
+            // Re-check the copy: the source could have changed between the two reads.
+            match storage::inspect_image(&dest) {
+                Ok(again)
+                    if again == info
+                        || (again.format == info.format
+                            && again.virtual_size == info.virtual_size) =>
+                {
+                    Ok((info, dest))
+                }
+                other => {
+                    let _ = std::fs::remove_file(&dest);
+                    other.and(Err(StorageError::Rejected(
+                        "The image changed while it was imported.".into(),
+                    )))
+                }
+            }
+        })
+        .await
+        .map_err(|e| AppError::internal("image import was lost", e))?
+        .map_err(storage_error)?;
+
+        let row = ImageRow {
+            image: Image {
+                id,
+                name: req.name.clone(),
+                format: info.format.into(),
+                virtual_size_bytes: info.virtual_size,
+                os: req.os,
+                created_at: db::now_rfc3339(),
+            },
+            path: dest.to_string_lossy().into_owned(),
+        };
+        let stored = row.clone();
+        match self.db.call(move |c| db::images::insert(c, &stored)).await {
+            Ok(()) => Ok(row.image),
+            Err(e) => {
+                let _ = std::fs::remove_file(&dest);
+                if e.is_unique_violation() {
+                    Err(AppError::Conflict(format!(
+                        "An image named {} exists already.",
+                        req.name
+                    )))
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+
+    /// `DELETE /images/{id}` (admins): refused while a server still stands on it.
+    pub async fn delete_image(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+        actor.require_admin()?;
+        let key = id.to_owned();
+        let outcome: Result<String, AppError> = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let Some(row) = db::images::get(&tx, &key)? else {
+                    return Ok(Err(AppError::NotFound("image")));
+                };
+                let users = db::images::in_use(&tx, &key)?;
+                if users > 0 {
+                    return Ok(Err(AppError::Conflict(format!(
+                        "The image is the base of {users} server(s); delete them first."
+                    ))));
+                }
+                db::images::delete(&tx, &key)?;
+                tx.commit()?;
+                Ok(Ok(row.path))
+            })
+            .await?;
+        let path = outcome?;
+        if let Err(e) = std::fs::remove_file(Path::new(&path)) {
+            tracing::warn!(path, error = %e, "cannot remove a deleted image's file");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_inside_an_import_dir_are_accepted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let import = tmp.path().join("import");
+        std::fs::create_dir(&import).unwrap();
+        std::fs::write(import.join("ok.img"), b"x").unwrap();
+        std::fs::write(tmp.path().join("outside.img"), b"x").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside.img"), import.join("link.img"))
+            .unwrap();
+        let dirs = vec![import.clone()];
+        assert!(confine(import.join("ok.img").to_str().unwrap(), &dirs).is_ok());
+        for bad in [
+            tmp.path().join("outside.img"),
+            import.join("../outside.img"),
+            import.join("link.img"),
+            import.clone(),
+            import.join("missing.img"),
+            "/etc/shadow".into(),
+        ] {
+            assert!(
+                confine(bad.to_str().unwrap(), &dirs).is_err(),
+                "{}",
+                bad.display()
+            );
+        }
+        assert!(confine("", &dirs).is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! Users and their quotas: `GET /me` for everyone, `/users` for administrators.
+
+use nuage_shared::{
+    validate_password, validate_username, CreateUser, Me, Quota, Role, UpdateUser, UserDetail,
+};
+use rusqlite::TransactionBehavior;
+
+use super::auth::hash_password;
+use super::{Actor, App, AppError};
+use crate::db::{self, users, DbError};
+
+/// Upper bounds on any quota: beyond them a value is a typo, not a plan.
+const QUOTA_MAX: Quota = Quota {
+    vcpus: 4096,
+    memory_mib: 64 * 1024 * 1024,
+    disk_gib: 1024 * 1024,
+    vms: 10_000,
+    snapshots: 100_000,
+};
+
+fn validate_quota(q: &Quota) -> Result<(), AppError> {
+    let checks = [
+        ("vcpus", q.vcpus as u64, QUOTA_MAX.vcpus as u64),
+        ("memory_mib", q.memory_mib, QUOTA_MAX.memory_mib),
+        ("disk_gib", q.disk_gib, QUOTA_MAX.disk_gib),
+        ("vms", q.vms as u64, QUOTA_MAX.vms as u64),
+        ("snapshots", q.snapshots as u64, QUOTA_MAX.snapshots as u64),
+    ];
+    for (name, value, max) in checks {
+        if value > max {
+            return Err(AppError::Invalid(format!(
+                "The quota's {name} is {value}; at most {max} is allowed."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Why an update would leave the host without an administrator, if it would.
+fn last_admin_guard(
+    c: &rusqlite::Connection,
+    target: &users::UserRow,
+) -> Result<Option<AppError>, DbError> {
+    if target.role == Role::Admin && users::count_admins(c)? <= 1 {
+        return Ok(Some(AppError::Conflict(
+            "This is the last administrator; make another one first.".into(),
+        )));
+    }
+    Ok(None)
+}
+
+async fn hash(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::internal("password hashing was lost", e))?
+        .map_err(|e| AppError::internal("cannot hash a password", e.to_string()))
+}
+
+/// The outcome of a database step that may end in an app-level refusal.
+type Step<T> = Result<Result<T, AppError>, DbError>;
+
+impl App {
+    /// `GET /me`: who the caller is, their quota, and what they use of it.
+    pub async fn me(&self, actor: &Actor) -> Result<Me, AppError> {
+        let id = actor.user_id.clone();
+        let (quota, usage) = self
+            .db
+            .call(move |c| Ok((users::quota(c, &id)?, users::usage(c, &id)?)))
+            .await?;
+        Ok(Me {
+            user: actor.user(),
+            quota,
+            usage,
+        })
+    }
+
+    /// `GET /users` (admins).
+    pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserDetail>, AppError> {
+        actor.require_admin()?;
+        Ok(self
+            .db
+            .call(|c| {
+                let mut out = Vec::new();
+                for id in users::list_user_ids(c)? {
+                    out.extend(users::user_detail(c, &id)?);
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    /// `GET /users/{id}` (admins).
+    pub async fn get_user(&self, actor: &Actor, id: &str) -> Result<UserDetail, AppError> {
+        actor.require_admin()?;
+        let id = id.to_owned();
+        self.db
+            .call(move |c| users::user_detail(c, &id))
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
+    /// `POST /users` (admins).
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        req: CreateUser,
+    ) -> Result<UserDetail, AppError> {
+        actor.require_admin()?;
+        validate_username(&req.username).map_err(|m| AppError::Invalid(m.into()))?;
+        validate_password(&req.password).map_err(|m| AppError::Invalid(m.into()))?;
+        let quota = req.quota.unwrap_or(Quota::DEFAULT);
+        validate_quota(&quota)?;
+        let row = users::UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: req.username.clone(),
+            password_hash: hash(req.password).await?,
+            role: req.role,
+        };
+        let id = row.id.clone();
+        let inserted = self
+            .db
+            .call(move |c| users::insert_user_with_quota(c, &row, &quota, &db::now_rfc3339()))
+            .await;
+        match inserted {
+            Err(e) if e.is_unique_violation() => Err(AppError::Conflict(format!(
+                "The username {} is taken.",
+                req.username
+            ))),
+            other => {
+                other?;
+                self.get_user(actor, &id).await
+            }
+        }
+    }
+
+    /// `PATCH /users/{id}` (admins): password, role and quota. A quota below current usage is
+    /// allowed (it blocks new allocations). A new password ends the user's other sessions.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: &str,
+        req: UpdateUser,
+    ) -> Result<UserDetail, AppError> {
+        actor.require_admin()?;
+        if let Some(p) = &req.password {
+            validate_password(p).map_err(|m| AppError::Invalid(m.into()))?;
+        }
+        if let Some(q) = &req.quota {
+            validate_quota(q)?;
+        }
+        let new_hash = match req.password {
+            Some(p) => Some(hash(p).await?),
+            None => None,
+        };
+        let (target_id, keep) = (id.to_owned(), actor.session.clone());
+        let (role, quota) = (req.role, req.quota);
+        let step: Result<(), AppError> = self
+            .db
+            .call(move |c| -> Step<()> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(target) = users::user_by_id(&tx, &target_id)? else {
+                    return Ok(Err(AppError::NotFound("user")));
+                };
+                if role == Some(Role::User) {
+                    if let Some(refusal) = last_admin_guard(&tx, &target)? {
+                        return Ok(Err(refusal));
+                    }
+                }
+                if let Some(h) = &new_hash {
+                    users::set_password_hash(&tx, &target_id, h)?;
+                    users::revoke_user_sessions(&tx, &target_id, Some(&keep))?;
+                }
+                if let Some(r) = role {
+                    users::set_role(&tx, &target_id, r)?;
+                }
+                if let Some(q) = &quota {
+                    users::set_quota(&tx, &target_id, q)?;
+                }
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        step?;
+        self.get_user(actor, id).await
+    }
+
+    /// `DELETE /users/{id}` (admins): the user's tokens stop working at once. A user who still
+    /// owns servers, the caller themself, and the last administrator cannot be deleted.
+    pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+        actor.require_admin()?;
+        if id == actor.user_id {
+            return Err(AppError::Conflict(
+                "You cannot delete your own account.".into(),
+            ));
+        }
+        let target_id = id.to_owned();
+        let step: Result<(), AppError> = self
+            .db
+            .call(move |c| -> Step<()> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(target) = users::user_by_id(&tx, &target_id)? else {
+                    return Ok(Err(AppError::NotFound("user")));
+                };
+                if let Some(refusal) = last_admin_guard(&tx, &target)? {
+                    return Ok(Err(refusal));
+                }
+                let servers = users::count_vms_of(&tx, &target_id)?;
+                if servers > 0 {
+                    return Ok(Err(AppError::Conflict(format!(
+                        "{} still owns {servers} server(s); delete them first.",
+                        target.username
+                    ))));
+                }
+                users::delete_user(&tx, &target_id)?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_beyond_the_bounds_are_invalid_and_name_the_field() {
+        assert!(validate_quota(&Quota::DEFAULT).is_ok());
+        assert!(validate_quota(&QUOTA_MAX).is_ok());
+        let table = [
+            (
+                Quota {
+                    vcpus: QUOTA_MAX.vcpus + 1,
+                    ..Quota::DEFAULT
+                },
+                "vcpus",
+            ),
+            (
+                Quota {
+                    memory_mib: u64::MAX,
+                    ..Quota::DEFAULT
+                },
+                "memory_mib",
+            ),
+            (
+                Quota {
+                    disk_gib: QUOTA_MAX.disk_gib + 1,
+                    ..Quota::DEFAULT
+                },
+                "disk_gib",
+            ),
+            (
+                Quota {
+                    vms: QUOTA_MAX.vms + 1,
+                    ..Quota::DEFAULT
+                },
+                "vms",
+            ),
+            (
+                Quota {
+                    snapshots: u32::MAX,
+                    ..Quota::DEFAULT
+                },
+                "snapshots",
+            ),
+        ];
+        for (q, field) in table {
+            let err = validate_quota(&q).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+}

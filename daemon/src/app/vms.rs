@@ -1,0 +1,874 @@
+//! Virtual servers: create, act, resize, delete, and the one owner of their state.
+//!
+//! ```text
+//!             create                     start          (libvirt STARTED)
+//!  (none) ──────────► creating ──► stopped ─────► starting ──────────────► running
+//!                        │            ▲  ▲                                 │ │ │ ▲
+//!                        │ failure    │  └──────── stopping ◄── shutdown ──┘ │ │ │
+//!                        ▼            │  (libvirt STOPPED)   ◄── stop ───────┘ │ │
+//!                      (none)         └───────────────────────── stop ─ paused ┘ │
+//!                                                          suspend ─►  │  ◄─ resume
+//!  any settled state ── delete ──► deleting ──► (none)
+//!  a domain that vanished from libvirt ──► error
+//! ```
+//!
+//! The database row is the single record of a server's state. Requests move it to a
+//! transitional state with a compare-and-set (so two concurrent actions cannot both pass), call
+//! libvirt, and settle it; libvirt's own lifecycle events (not polling) settle what happens later,
+//! such as a guest finishing its ACPI shutdown, and are pushed to `/api/v1/events` subscribers.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nuage_shared::{
+    limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event, PendingResize,
+    Quota, UpdateVm, Vm, VmState,
+};
+use rusqlite::TransactionBehavior;
+
+use super::{Actor, App, AppError};
+use crate::db::{self, images::ImageRow, vms, DbError};
+use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag};
+use crate::hypervisor::events::{DomainEvent, DomainEventKind};
+use crate::hypervisor::{DomainRunState, HvError, Hypervisor};
+use crate::storage::{self, Seed};
+
+const GIB: u64 = 1 << 30;
+
+/// The power actions of `POST /vms/{id}/{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmAction {
+    /// Boot a stopped server.
+    Start,
+    /// Ask the guest to power off (ACPI); it may take a while, or be ignored by the guest.
+    Shutdown,
+    /// Power off at once.
+    Stop,
+    /// Ask the guest to reboot (ACPI).
+    Reboot,
+    /// Reset the virtual hardware at once.
+    Reset,
+    /// Pause the guest's CPUs, keeping its memory.
+    Suspend,
+    /// Continue a suspended guest.
+    Resume,
+}
+
+impl VmAction {
+    pub fn parse(s: &str) -> Option<VmAction> {
+        Some(match s {
+            "start" => VmAction::Start,
+            "shutdown" => VmAction::Shutdown,
+            "stop" => VmAction::Stop,
+            "reboot" => VmAction::Reboot,
+            "reset" => VmAction::Reset,
+            "suspend" => VmAction::Suspend,
+            "resume" => VmAction::Resume,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            VmAction::Start => "start",
+            VmAction::Shutdown => "shutdown",
+            VmAction::Stop => "stop",
+            VmAction::Reboot => "reboot",
+            VmAction::Reset => "reset",
+            VmAction::Suspend => "suspend",
+            VmAction::Resume => "resume",
+        }
+    }
+}
+
+/// The state machine: from which states an action is allowed, the state held while libvirt works,
+/// and the state once the call returned. `None`: the action is not allowed now (409).
+pub fn plan(state: VmState, action: VmAction) -> Option<(VmState, VmState)> {
+    use VmAction as A;
+    use VmState as S;
+    Some(match (action, state) {
+        (A::Start, S::Stopped) => (S::Starting, S::Running),
+        // The guest powers off when it is ready; libvirt's STOPPED event settles `stopped`.
+        (A::Shutdown, S::Running) => (S::Stopping, S::Stopping),
+        (A::Stop, S::Running | S::Paused | S::Stopping | S::Starting) => (S::Stopping, S::Stopped),
+        (A::Reboot | A::Reset, S::Running) => (S::Running, S::Running),
+        (A::Suspend, S::Running) => (S::Paused, S::Paused),
+        (A::Resume, S::Paused) => (S::Running, S::Running),
+        _ => return None,
+    })
+}
+
+/// The state a libvirt event puts a server in.
+fn state_after(kind: DomainEventKind) -> VmState {
+    match kind {
+        DomainEventKind::Started | DomainEventKind::Resumed => VmState::Running,
+        DomainEventKind::Suspended => VmState::Paused,
+        DomainEventKind::Stopped => VmState::Stopped,
+        DomainEventKind::Undefined => VmState::Error,
+    }
+}
+
+fn settled(run: DomainRunState) -> VmState {
+    match run {
+        DomainRunState::Running => VmState::Running,
+        DomainRunState::Paused => VmState::Paused,
+        DomainRunState::ShuttingDown => VmState::Stopping,
+        DomainRunState::ShutOff | DomainRunState::Crashed => VmState::Stopped,
+        DomainRunState::Other => VmState::Error,
+    }
+}
+
+pub fn domain_name(vm_id: &str) -> String {
+    format!("nuage-{vm_id}")
+}
+
+fn vm_id_of(domain: &str) -> Option<&str> {
+    domain.strip_prefix("nuage-")
+}
+
+/// The outcome of a database step that may end in an app-level refusal.
+type Step<T> = Result<Result<T, AppError>, DbError>;
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    what: &str,
+    v: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), AppError> {
+    if range.contains(&v) {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!(
+            "{what} must be between {} and {}; {v} was asked.",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+fn validate_keys(keys: &[String]) -> Result<(), AppError> {
+    if keys.len() > 32 {
+        return Err(AppError::Invalid(
+            "At most 32 SSH keys may be given.".into(),
+        ));
+    }
+    for k in keys {
+        let ok = !k.is_empty() && k.len() <= 16 * 1024 && !k.contains(['\n', '\r', '\0']);
+        let kind = k.split_whitespace().next().unwrap_or("");
+        if !ok
+            || !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+        {
+            return Err(AppError::Invalid(
+                "An SSH key must be one line such as 'ssh-ed25519 AAAA… comment'.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a server takes of its owner's quota (the larger of current and pending sizes).
+fn footprint(vm: &Vm) -> Quota {
+    let (v, m) = vm.pending.map_or((vm.vcpus, vm.memory_mib), |p| {
+        (p.vcpus.max(vm.vcpus), p.memory_mib.max(vm.memory_mib))
+    });
+    Quota {
+        vcpus: v,
+        memory_mib: m,
+        disk_gib: vm.disk_gib,
+        vms: 1,
+        snapshots: 0,
+    }
+}
+
+/// How much more `after` takes than `before`, per resource.
+fn growth(before: &Quota, after: &Quota) -> Quota {
+    Quota {
+        vcpus: after.vcpus.saturating_sub(before.vcpus),
+        memory_mib: after.memory_mib.saturating_sub(before.memory_mib),
+        disk_gib: after.disk_gib.saturating_sub(before.disk_gib),
+        vms: after.vms.saturating_sub(before.vms),
+        snapshots: after.snapshots.saturating_sub(before.snapshots),
+    }
+}
+
+impl App {
+    fn vm_dir(&self, id: &str) -> PathBuf {
+        self.settings.data_dir.join("vms").join(id)
+    }
+
+    /// The domain definition of a server: its disk, its seed, its serial log and its tag.
+    fn domain_spec(&self, vm: &Vm, vcpus: u32, memory_mib: u64) -> DomainSpec {
+        let dir = self.vm_dir(&vm.id);
+        DomainSpec {
+            name: domain_name(&vm.id),
+            uuid: vm.id.clone(),
+            domain_type: self.hv.domain_type(self.accel),
+            vcpus,
+            memory_mib,
+            disks: vec![
+                DiskSpec {
+                    path: dir.join("disk.qcow2"),
+                    format: "qcow2",
+                    target: "vda".into(),
+                    readonly: false,
+                },
+                DiskSpec {
+                    path: dir.join("seed.img"),
+                    format: "raw",
+                    target: "vdb".into(),
+                    readonly: true,
+                },
+            ],
+            serial_log: Some(dir.join("serial.log")),
+            tag: DomainTag {
+                daemon: self.daemon_id.clone(),
+                owner: vm.owner_id.clone(),
+                vps: vm.id.clone(),
+            },
+        }
+    }
+
+    /// Loads a server the actor may see: their own, or any for an admin. Anything else is 404,
+    /// exactly like a server that does not exist.
+    async fn visible_vm(&self, actor: &Actor, id: &str) -> Result<Vm, AppError> {
+        let key = id.to_owned();
+        let vm = self.db.call(move |c| vms::get(c, &key)).await?;
+        match vm {
+            Some(vm) if vm.owner_id == actor.user_id || actor.is_admin() => Ok(vm),
+            _ => Err(AppError::NotFound("virtual server")),
+        }
+    }
+
+    /// Tells subscribers about a server as it now is.
+    fn announce(&self, vm: &Vm, event: Event) {
+        let _ = self.events.send(super::OwnedEvent {
+            owner_id: vm.owner_id.clone(),
+            event,
+        });
+    }
+
+    async fn reload(&self, id: &str) -> Result<Vm, AppError> {
+        let key = id.to_owned();
+        self.db
+            .call(move |c| vms::get(c, &key))
+            .await?
+            .ok_or(AppError::NotFound("virtual server"))
+    }
+
+    /// Moves a server from `from` to `to` if it is still in `from`; tells subscribers.
+    async fn transition(&self, vm: &Vm, from: VmState, to: VmState) -> Result<bool, AppError> {
+        let id = vm.id.clone();
+        let moved = self
+            .db
+            .call(move |c| {
+                Ok(c.execute(
+                    "UPDATE vms SET state = ?3 WHERE id = ?1 AND state = ?2",
+                    rusqlite::params![id, from.as_str(), to.as_str()],
+                )? > 0)
+            })
+            .await?;
+        if moved && from != to {
+            self.announce(
+                vm,
+                Event::VmState {
+                    vm_id: vm.id.clone(),
+                    state: to,
+                    at: db::now_rfc3339(),
+                },
+            );
+        }
+        Ok(moved)
+    }
+
+    /// `GET /vms`: the caller's servers; with `all`, an admin's view of every server.
+    pub async fn list_vms(&self, actor: &Actor, all: bool) -> Result<Vec<Vm>, AppError> {
+        if all {
+            actor.require_admin()?;
+        }
+        let owner = (!all).then(|| actor.user_id.clone());
+        Ok(self
+            .db
+            .call(move |c| vms::list(c, owner.as_deref()))
+            .await?)
+    }
+
+    /// `GET /vms/{id}`.
+    pub async fn get_vm(&self, actor: &Actor, id: &str) -> Result<Vm, AppError> {
+        self.visible_vm(actor, id).await
+    }
+
+    /// `POST /vms`: checks and reserves the quota, makes the disk (a linked clone of the image)
+    /// and the seed, defines the domain and boots it. Any failure undoes all of it.
+    pub async fn create_vm(&self, actor: &Actor, req: CreateVm) -> Result<Vm, AppError> {
+        validate_vm_name(&req.name).map_err(|m| AppError::Invalid(m.into()))?;
+        let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
+        validate_hostname(&hostname).map_err(|m| AppError::Invalid(m.into()))?;
+        check_range("vcpus", req.vcpus, limits::VCPUS)?;
+        check_range("memory_mib", req.memory_mib, limits::MEMORY_MIB)?;
+        check_range("disk_gib", req.disk_gib, limits::DISK_GIB)?;
+        validate_keys(&req.ssh_authorized_keys)?;
+        if let Some(p) = &req.password {
+            validate_password(p).map_err(|m| AppError::Invalid(m.into()))?;
+        }
+        let image_id = req.image_id.clone();
+        let image: ImageRow = self
+            .db
+            .call(move |c| db::images::get(c, &image_id))
+            .await?
+            .ok_or_else(|| AppError::Invalid("No such image.".into()))?;
+        if req.disk_gib * GIB < image.image.virtual_size_bytes {
+            return Err(AppError::Invalid(format!(
+                "The image {} needs a disk of at least {} GiB.",
+                image.image.name,
+                image.image.virtual_size_bytes.div_ceil(GIB)
+            )));
+        }
+
+        let vm = Vm {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: req.name.clone(),
+            owner_id: actor.user_id.clone(),
+            host_id: self.daemon_id.clone(),
+            state: VmState::Creating,
+            vcpus: req.vcpus,
+            memory_mib: req.memory_mib,
+            disk_gib: req.disk_gib,
+            image_id: image.image.id.clone(),
+            hostname,
+            created_at: db::now_rfc3339(),
+            ip_addresses: Vec::new(),
+            pending: None,
+        };
+        // Quota check and reservation in one transaction: the row *is* the reservation.
+        let row = vm.clone();
+        let reserved: Result<(), AppError> = self
+            .db
+            .call(move |c| -> Step<()> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if let Some(short) = vms::admit(&tx, &row.owner_id, &footprint(&row))? {
+                    return Ok(Err(AppError::QuotaExceeded(short.to_string())));
+                }
+                match vms::insert(&tx, &row) {
+                    Err(e) if e.is_unique_violation() => {
+                        return Ok(Err(AppError::Conflict(format!(
+                            "You already have a server named {}.",
+                            row.name
+                        ))))
+                    }
+                    other => other?,
+                }
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        reserved?;
+
+        let start = req.start.unwrap_or(true);
+        let spec = self.domain_spec(&vm, vm.vcpus, vm.memory_mib);
+        let (dir, keys, password) = (self.vm_dir(&vm.id), req.ssh_authorized_keys, req.password);
+        let (vm_id, host, disk_gib) = (vm.id.clone(), vm.hostname.clone(), vm.disk_gib);
+        let hv = self.hv.clone();
+        let provisioned = tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&dir)
+                .map_err(|e| AppError::internal("cannot create the server's folder", e))?;
+            storage::create_linked_clone(
+                std::path::Path::new(&image.path),
+                &image.image.format,
+                &spec.disks[0].path,
+                disk_gib,
+            )
+            .map_err(|e| AppError::internal("cannot create the server's disk", e))?;
+            let seed = Seed {
+                instance_id: &vm_id,
+                hostname: &host,
+                ssh_authorized_keys: &keys,
+                password: password.as_deref(),
+            };
+            storage::write_seed(&spec.disks[1].path, &seed)
+                .map_err(|e| AppError::internal("cannot write the server's seed", e))?;
+            hv.define(&spec.to_xml()?)?;
+            if start {
+                hv.start(&spec.name)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| AppError::internal("provisioning was lost", e))
+        .and_then(|r| r);
+
+        if let Err(e) = provisioned {
+            tracing::warn!(vm = %vm.id, error = %super::chain(&e), "create failed; undoing");
+            self.discard(&vm).await;
+            return Err(e);
+        }
+        let settled = if start {
+            VmState::Running
+        } else {
+            VmState::Stopped
+        };
+        self.transition(&vm, VmState::Creating, settled).await?;
+        let vm = self.reload(&vm.id).await?;
+        self.announce(&vm, Event::VmUpdated { vm: vm.clone() });
+        Ok(vm)
+    }
+
+    /// Removes every trace of a server: domain, files, record (and so its quota).
+    async fn discard(&self, vm: &Vm) {
+        let (hv, name, dir) = (self.hv.clone(), domain_name(&vm.id), self.vm_dir(&vm.id));
+        let _ =
+            tokio::task::spawn_blocking(move || remove_domain_and_files(hv.as_ref(), &name, &dir))
+                .await;
+        let id = vm.id.clone();
+        if let Err(e) = self.db.call(move |c| vms::delete(c, &id)).await {
+            tracing::error!(vm = %vm.id, error = %super::chain(&e), "cannot delete a server's record");
+        }
+    }
+
+    /// `POST /vms/{id}/{action}`.
+    pub async fn vm_action(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: VmAction,
+    ) -> Result<Vm, AppError> {
+        let vm = self.visible_vm(actor, id).await?;
+        let not_now = || {
+            AppError::Conflict(format!(
+                "A {} server cannot {}.",
+                vm.state.as_str(),
+                action.name()
+            ))
+        };
+        let (during, after) = plan(vm.state, action).ok_or_else(not_now)?;
+        if !self.transition(&vm, vm.state, during).await? {
+            return Err(AppError::Conflict(
+                "The server changed state meanwhile; try again.".into(),
+            ));
+        }
+        let name = domain_name(&vm.id);
+        let result = self
+            .hv_call(move |hv| match action {
+                VmAction::Start => hv.start(&name),
+                VmAction::Shutdown => hv.shutdown(&name),
+                VmAction::Stop => match hv.destroy(&name) {
+                    // Already off (a shutdown finished meanwhile): that is what was asked.
+                    Err(HvError::InvalidState(_)) => Ok(()),
+                    other => other,
+                },
+                VmAction::Reboot => hv.reboot(&name),
+                VmAction::Reset => hv.reset(&name),
+                VmAction::Suspend => hv.suspend(&name),
+                VmAction::Resume => hv.resume(&name),
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                self.transition(&vm, during, after).await?;
+                if after == VmState::Stopped {
+                    self.apply_pending(&vm.id).await?;
+                }
+            }
+            Err(e) => {
+                // Back to what libvirt says the domain is doing.
+                let name = domain_name(&vm.id);
+                let actual = self
+                    .hv_call(move |hv| hv.state(&name))
+                    .await
+                    .map(settled)
+                    .unwrap_or(VmState::Error);
+                self.transition(&vm, during, actual).await?;
+                return Err(e);
+            }
+        }
+        self.reload(&vm.id).await
+    }
+
+    /// Makes a pending resize the current size (the domain definition already has it).
+    async fn apply_pending(&self, id: &str) -> Result<(), AppError> {
+        let key = id.to_owned();
+        self.db
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if let Some(vm) = vms::get(&tx, &key)? {
+                    if let Some(p) = vm.pending {
+                        vms::set_size(&tx, &key, p.vcpus, p.memory_mib, vm.disk_gib)?;
+                        vms::set_pending(&tx, &key, None)?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `PATCH /vms/{id}`: rename, and resize within quota. A stopped server takes the new size at
+    /// once; a running one grows its disk live and takes new vCPUs and memory at its next boot
+    /// (shown as `pending`). Disks only grow.
+    pub async fn update_vm(&self, actor: &Actor, id: &str, req: UpdateVm) -> Result<Vm, AppError> {
+        let vm = self.visible_vm(actor, id).await?;
+        if let Some(n) = &req.name {
+            validate_vm_name(n).map_err(|m| AppError::Invalid(m.into()))?;
+        }
+        let vcpus = req
+            .vcpus
+            .unwrap_or(vm.pending.map_or(vm.vcpus, |p| p.vcpus));
+        let memory_mib = req
+            .memory_mib
+            .unwrap_or(vm.pending.map_or(vm.memory_mib, |p| p.memory_mib));
+        let disk_gib = req.disk_gib.unwrap_or(vm.disk_gib);
+        check_range("vcpus", vcpus, limits::VCPUS)?;
+        check_range("memory_mib", memory_mib, limits::MEMORY_MIB)?;
+        check_range("disk_gib", disk_gib, limits::DISK_GIB)?;
+        if disk_gib < vm.disk_gib {
+            return Err(AppError::Invalid(format!(
+                "Disks only grow: this one is {} GiB already.",
+                vm.disk_gib
+            )));
+        }
+        let sizing = req.vcpus.is_some() || req.memory_mib.is_some() || req.disk_gib.is_some();
+        let live = match vm.state {
+            VmState::Stopped => false,
+            VmState::Running | VmState::Paused => true,
+            other if sizing => {
+                return Err(AppError::Conflict(format!(
+                    "A {} server cannot be resized now.",
+                    other.as_str()
+                )))
+            }
+            _ => false,
+        };
+        let resized = Vm {
+            vcpus: if live { vm.vcpus } else { vcpus },
+            memory_mib: if live { vm.memory_mib } else { memory_mib },
+            disk_gib,
+            pending: (live && (vcpus != vm.vcpus || memory_mib != vm.memory_mib))
+                .then_some(PendingResize { vcpus, memory_mib }),
+            name: req.name.clone().unwrap_or_else(|| vm.name.clone()),
+            ..vm.clone()
+        };
+
+        // Quota admission for what grows, and the new record, in one transaction.
+        let (before, after) = (footprint(&vm), footprint(&resized));
+        let row = resized.clone();
+        let expected_state = vm.state;
+        let saved: Result<(), AppError> = self
+            .db
+            .call(move |c| -> Step<()> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                match vms::get(&tx, &row.id)? {
+                    Some(now) if now.state == expected_state => {}
+                    _ => {
+                        return Ok(Err(AppError::Conflict(
+                            "The server changed meanwhile; try again.".into(),
+                        )))
+                    }
+                }
+                if let Some(short) = vms::admit(&tx, &row.owner_id, &growth(&before, &after))? {
+                    return Ok(Err(AppError::QuotaExceeded(short.to_string())));
+                }
+                match vms::set_name(&tx, &row.id, &row.name) {
+                    Err(e) if e.is_unique_violation() => {
+                        return Ok(Err(AppError::Conflict(format!(
+                            "You already have a server named {}.",
+                            row.name
+                        ))))
+                    }
+                    other => other?,
+                }
+                vms::set_size(&tx, &row.id, row.vcpus, row.memory_mib, row.disk_gib)?;
+                vms::set_pending(&tx, &row.id, row.pending)?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        saved?;
+
+        if sizing {
+            let spec = self.domain_spec(&vm, vcpus, memory_mib);
+            let (grow, old_disk) = (disk_gib > vm.disk_gib, vm.disk_gib);
+            let applied = self
+                .hv_call(move |hv| {
+                    if grow && live {
+                        hv.grow_disk_live(&spec.name, "vda", disk_gib * GIB)?;
+                    } else if grow {
+                        storage::grow(&spec.disks[0].path, disk_gib).map_err(|e| {
+                            HvError::Refused(format!("growing the disk failed: {e}"))
+                        })?;
+                    }
+                    // The persistent definition carries the new size; a running domain takes it
+                    // at its next boot.
+                    hv.define(&spec.to_xml()?).map(drop)
+                })
+                .await;
+            if let Err(e) = applied {
+                // Give back what was recorded (the disk may only have grown: keep what it is).
+                let (id, v, m) = (vm.id.clone(), vm.vcpus, vm.memory_mib);
+                let pending = vm.pending;
+                let _ = self
+                    .db
+                    .call(move |c| {
+                        vms::set_size(c, &id, v, m, old_disk)?;
+                        vms::set_pending(c, &id, pending)
+                    })
+                    .await;
+                return Err(e);
+            }
+        }
+        let vm = self.reload(&vm.id).await?;
+        self.announce(&vm, Event::VmUpdated { vm: vm.clone() });
+        Ok(vm)
+    }
+
+    /// `DELETE /vms/{id}`: powers off, removes the domain, its disk and seed, and frees the quota.
+    pub async fn delete_vm(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+        let vm = self.visible_vm(actor, id).await?;
+        if matches!(vm.state, VmState::Creating | VmState::Deleting) {
+            return Err(AppError::Conflict(format!(
+                "A {} server cannot be deleted now.",
+                vm.state.as_str()
+            )));
+        }
+        if !self.transition(&vm, vm.state, VmState::Deleting).await? {
+            return Err(AppError::Conflict(
+                "The server changed state meanwhile; try again.".into(),
+            ));
+        }
+        self.discard(&vm).await;
+        self.announce(
+            &vm,
+            Event::VmDeleted {
+                vm_id: vm.id.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Applies one libvirt lifecycle event to the server it concerns.
+    pub(super) async fn on_domain_event(&self, ev: DomainEvent) {
+        let Some(id) = vm_id_of(&ev.name) else { return };
+        let key = id.to_owned();
+        let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
+            return;
+        };
+        // Creation and deletion settle the state themselves; other hosts' servers are not ours.
+        if vm.host_id != self.daemon_id || matches!(vm.state, VmState::Creating | VmState::Deleting)
+        {
+            return;
+        }
+        let to = state_after(ev.kind);
+        if to == vm.state {
+            return;
+        }
+        match self.transition(&vm, vm.state, to).await {
+            Ok(true) if to == VmState::Stopped => {
+                if let Err(e) = self.apply_pending(&vm.id).await {
+                    tracing::error!(vm = %vm.id, error = %super::chain(&e), "cannot apply a pending resize");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(vm = %vm.id, error = %super::chain(&e), "cannot record a state change")
+            }
+        }
+    }
+
+    /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
+    pub fn start_background(self: &Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Err(e) = self.hv.subscribe(tx) {
+            tracing::error!(error = %super::chain(&e), "cannot subscribe to libvirt events");
+            return;
+        }
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let Some(app) = app.upgrade() else { break };
+                app.on_domain_event(ev).await;
+            }
+        });
+    }
+}
+
+/// Powers off and undefines a domain (if it exists) and removes the server's folder.
+fn remove_domain_and_files(hv: &dyn Hypervisor, name: &str, dir: &std::path::Path) {
+    match hv.destroy(name) {
+        Ok(()) | Err(HvError::NoDomain(_)) | Err(HvError::InvalidState(_)) => {}
+        Err(e) => tracing::warn!(domain = name, error = %super::chain(&e), "cannot power off"),
+    }
+    match hv.undefine(name) {
+        Ok(()) | Err(HvError::NoDomain(_)) => {}
+        Err(e) => tracing::warn!(domain = name, error = %super::chain(&e), "cannot undefine"),
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a server's files");
+        }
+    }
+}
+
+/// Brings the database and libvirt into agreement at start (also after SIGKILL): a half-created
+/// server is removed, a half-deleted one is finished, a server whose domain vanished is marked
+/// `error`, the others take libvirt's state. Domains tagged by this daemon that no record claims
+/// are leftovers of a crash and are removed; untagged domains are never touched.
+pub(super) fn reconcile(
+    db: &db::Db,
+    hv: &dyn Hypervisor,
+    daemon_id: &str,
+    data_dir: &std::path::Path,
+) -> Result<(), AppError> {
+    let records = db.call_blocking(|c| vms::list_on_host(c, daemon_id))?;
+    let known: std::collections::HashSet<String> =
+        records.iter().map(|v| domain_name(&v.id)).collect();
+    for vm in records {
+        let name = domain_name(&vm.id);
+        let dir = data_dir.join("vms").join(&vm.id);
+        match vm.state {
+            VmState::Creating | VmState::Deleting => {
+                tracing::warn!(vm = %vm.id, state = vm.state.as_str(), "finishing an interrupted create/delete");
+                remove_domain_and_files(hv, &name, &dir);
+                db.call_blocking(|c| vms::delete(c, &vm.id))?;
+            }
+            _ => {
+                let now = match hv.state(&name) {
+                    Ok(run) => settled(run),
+                    Err(HvError::NoDomain(_)) => VmState::Error,
+                    Err(e) => return Err(e.into()),
+                };
+                if now != vm.state {
+                    tracing::info!(vm = %vm.id, from = vm.state.as_str(), to = now.as_str(), "reconciled");
+                    db.call_blocking(|c| vms::set_state(c, &vm.id, now))?;
+                }
+            }
+        }
+    }
+    for name in hv.list_tagged(daemon_id)? {
+        if !known.contains(&name) {
+            tracing::warn!(domain = %name, "removing a domain of ours that no record claims");
+            let dir = vm_id_of(&name).map(|id| data_dir.join("vms").join(id));
+            remove_domain_and_files(
+                hv,
+                &name,
+                dir.as_deref()
+                    .unwrap_or(std::path::Path::new("/nonexistent")),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use VmAction as A;
+    use VmState as S;
+
+    #[test]
+    fn actions_are_allowed_only_where_they_make_sense() {
+        let all_states = [
+            S::Creating,
+            S::Stopped,
+            S::Starting,
+            S::Running,
+            S::Stopping,
+            S::Paused,
+            S::Deleting,
+            S::Error,
+        ];
+        let allowed = [
+            (A::Start, vec![S::Stopped]),
+            (A::Shutdown, vec![S::Running]),
+            (
+                A::Stop,
+                vec![S::Running, S::Paused, S::Stopping, S::Starting],
+            ),
+            (A::Reboot, vec![S::Running]),
+            (A::Reset, vec![S::Running]),
+            (A::Suspend, vec![S::Running]),
+            (A::Resume, vec![S::Paused]),
+        ];
+        for (action, ok) in allowed {
+            for s in all_states {
+                assert_eq!(
+                    plan(s, action).is_some(),
+                    ok.contains(&s),
+                    "{action:?} from {s:?}"
+                );
+            }
+        }
+        assert_eq!(plan(S::Stopped, A::Start), Some((S::Starting, S::Running)));
+        assert_eq!(
+            plan(S::Running, A::Shutdown),
+            Some((S::Stopping, S::Stopping))
+        );
+        assert_eq!(plan(S::Paused, A::Stop), Some((S::Stopping, S::Stopped)));
+    }
+
+    #[test]
+    fn action_names_parse_and_nothing_else() {
+        for n in [
+            "start", "shutdown", "stop", "reboot", "reset", "suspend", "resume",
+        ] {
+            assert_eq!(VmAction::parse(n).unwrap().name(), n);
+        }
+        assert_eq!(VmAction::parse("destroy"), None);
+        assert_eq!(VmAction::parse("Start"), None);
+    }
+
+    #[test]
+    fn libvirt_events_settle_states() {
+        assert_eq!(state_after(DomainEventKind::Started), S::Running);
+        assert_eq!(state_after(DomainEventKind::Resumed), S::Running);
+        assert_eq!(state_after(DomainEventKind::Suspended), S::Paused);
+        assert_eq!(state_after(DomainEventKind::Stopped), S::Stopped);
+        assert_eq!(state_after(DomainEventKind::Undefined), S::Error);
+        assert_eq!(vm_id_of("nuage-abc"), Some("abc"));
+        assert_eq!(vm_id_of("other"), None);
+    }
+
+    #[test]
+    fn quota_growth_counts_only_what_grows_and_pending_sizes() {
+        let base = Vm {
+            id: "i".into(),
+            name: "n".into(),
+            owner_id: "o".into(),
+            host_id: "h".into(),
+            state: S::Running,
+            vcpus: 2,
+            memory_mib: 1024,
+            disk_gib: 10,
+            image_id: "img".into(),
+            hostname: "n".into(),
+            created_at: String::new(),
+            ip_addresses: vec![],
+            pending: None,
+        };
+        let bigger = Vm {
+            pending: Some(PendingResize {
+                vcpus: 4,
+                memory_mib: 512,
+            }),
+            disk_gib: 12,
+            ..base.clone()
+        };
+        let g = growth(&footprint(&base), &footprint(&bigger));
+        assert_eq!(
+            g,
+            Quota {
+                vcpus: 2,
+                memory_mib: 0,
+                disk_gib: 2,
+                vms: 0,
+                snapshots: 0
+            }
+        );
+        assert_eq!(
+            footprint(&bigger).memory_mib,
+            1024,
+            "a shrink counts the larger until it applies"
+        );
+    }
+}
