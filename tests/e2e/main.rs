@@ -2,3 +2,4 @@
 //! browser. One test binary; one module per area.
 
 mod foundation;
+mod vps;

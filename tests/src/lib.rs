@@ -124,6 +124,32 @@ impl Drop for Scratch {
     }
 }
 
+/// Names of the domains on `qemu:///system` that use a file below `dir`, with whether each runs.
+pub fn domains_under(dir: &Path) -> Vec<(String, bool)> {
+    let Ok(conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
+        return Vec::new();
+    };
+    let needle = dir.to_string_lossy().into_owned();
+    conn.list_all_domains(0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.xml_desc(0).is_ok_and(|x| x.contains(&needle)))
+        .filter_map(|d| Some((d.name().ok()?, d.is_active().unwrap_or(false))))
+        .collect()
+}
+
+/// The domain XML of `name` on `qemu:///system` (inactive: the definition for the next boot).
+pub fn domain_xml(name: &str, inactive: bool) -> Option<String> {
+    let conn = virt::connect::Connect::open(Some(QEMU_SYSTEM)).ok()?;
+    let dom = conn.lookup_domain_by_name(name).ok()?;
+    dom.xml_desc(if inactive {
+        virt::sys::VIR_DOMAIN_XML_INACTIVE
+    } else {
+        0
+    })
+    .ok()
+}
+
 /// Destroys and undefines every domain on `qemu:///system` that uses a file below `dir`.
 pub fn remove_domains_under(dir: &Path) {
     let Ok(conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
@@ -182,62 +208,41 @@ pub struct Daemon {
     pub base_url: String,
     pub scratch: Scratch,
     log: PathBuf,
+    uri: String,
 }
 
 impl Daemon {
     /// Starts `nuaged` on `uri` with `--accel tcg`, a fresh data dir and a free port, and waits
     /// until it listens.
     pub fn start(uri: &str) -> Daemon {
+        Self::start_with(uri, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `NUAGE_IMPORT_DIRS`).
+    pub fn start_with(uri: &str, env: &[(&str, &str)]) -> Daemon {
         if uri.starts_with("qemu") {
             ensure_libvirtd();
         }
         let scratch = Scratch::new("nuage-e2e-");
-        let data = scratch.path().join("data");
         let log = scratch.path().join("nuaged.log");
-        let mut cmd = Command::new(nuaged_binary());
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--accel",
-            "tcg",
-            "--libvirt-uri",
-            uri,
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("NUAGE_LOG", "info,tower_http=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("create the daemon log"));
-        if let Some(web) = web_dir() {
-            cmd.arg("--web-dir").arg(web);
-        }
-        let mut child = cmd.spawn().expect("spawn nuaged");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("nuaged listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let base_url = match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "nuaged did not start listening within 90 s; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
+        let (child, base_url) = spawn_daemon(uri, &scratch, &log, env);
         Daemon {
             child,
             base_url,
             scratch,
             log,
+            uri: uri.to_owned(),
         }
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same
+    /// data dir with `env` as its extra environment.
+    pub fn kill_and_restart(&mut self, env: &[(&str, &str)]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base_url) = spawn_daemon(&self.uri, &self.scratch, &self.log, env);
+        self.child = child;
+        self.base_url = base_url;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -246,6 +251,15 @@ impl Daemon {
 
     pub fn data_dir(&self) -> PathBuf {
         self.scratch.path().join("data")
+    }
+
+    /// A small JSON client for this daemon, signed in with `token`.
+    pub fn api(&self, token: &str) -> Api {
+        Api {
+            base: self.base_url.clone(),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Signs in as the admin and returns the token.
@@ -279,6 +293,54 @@ impl Daemon {
     }
 }
 
+fn spawn_daemon(uri: &str, scratch: &Scratch, log: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let data = scratch.path().join("data");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the daemon log");
+    let mut cmd = Command::new(nuaged_binary());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--accel",
+        "tcg",
+        "--libvirt-uri",
+        uri,
+    ])
+    .arg("--data-dir")
+    .arg(&data)
+    .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    .env("NUAGE_LOG", "info,tower_http=debug")
+    .envs(env.iter().copied())
+    .stdout(Stdio::piped())
+    .stderr(stderr);
+    if let Some(web) = web_dir() {
+        cmd.arg("--web-dir").arg(web);
+    }
+    let mut child = cmd.spawn().expect("spawn nuaged");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("nuaged listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(url) => (child, url),
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "nuaged did not start listening within 90 s; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
@@ -291,6 +353,50 @@ impl Drop for Daemon {
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
         }
+    }
+}
+
+/// JSON calls to a daemon's API with a bearer token; each returns the status and the body.
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request to nuaged");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
     }
 }
 

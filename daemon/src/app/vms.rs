@@ -390,6 +390,7 @@ impl App {
             storage::write_seed(&spec.disks[1].path, &seed)
                 .map_err(|e| AppError::internal("cannot write the server's seed", e))?;
             hv.define(&spec.to_xml()?)?;
+            super::failpoint("create-after-define");
             if start {
                 hv.start(&spec.name)?;
             }
