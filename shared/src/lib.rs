@@ -417,6 +417,8 @@ pub enum Event {
     VmUpdated { vm: Vm },
     /// A VPS is gone.
     VmDeleted { vm_id: String },
+    /// The connection fell behind and `missed` events were dropped: reload the list.
+    Lagged { missed: u64 },
 }
 
 #[cfg(test)]

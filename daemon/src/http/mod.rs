@@ -4,6 +4,7 @@
 //! Architecture invariant: no SQL and no libvirt here; every decision is the app layer's.
 
 pub mod error;
+mod events;
 pub mod extract;
 
 use std::path::Path as FsPath;
@@ -49,6 +50,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms", get(list_vms).post(create_vm))
         .route("/vms/{id}", get(get_vm).patch(update_vm).delete(delete_vm))
         .route("/vms/{id}/{action}", post(vm_action))
+        .route("/events", get(events::events))
         .fallback(|| async { ApiError::NoRoute });
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -58,7 +60,12 @@ pub fn router(app: AppState) -> Router {
         Some(dir) => router.fallback_service(console_files(dir)),
         None => router.fallback(no_console),
     };
-    router.layer(TraceLayer::new_for_http()).with_state(app)
+    // The span names the path only: query strings may carry tokens (WebSockets) and must not
+    // reach the log.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    });
+    router.layer(trace).with_state(app)
 }
 
 /// The built console; any path that is not a file is a client-side route and gets `index.html`.

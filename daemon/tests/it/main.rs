@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod events;
 mod images;
 mod service;
 mod users;

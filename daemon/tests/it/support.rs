@@ -32,12 +32,40 @@ impl Reply {
     }
 }
 
+/// The real server on 127.0.0.1:0, for WebSocket tests; requests through `app` reach the same
+/// daemon.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub app: TestApp,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let (app_arc, app) = TestApp::build(None).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(nuage_daemon::serve(
+            listener,
+            app_arc,
+            std::future::pending(),
+        ));
+        TestServer { addr, app }
+    }
+}
+
 impl TestApp {
     pub async fn new() -> TestApp {
         Self::with_web_dir(None).await
     }
 
     pub async fn with_web_dir(web_dir: Option<std::path::PathBuf>) -> TestApp {
+        let (app, t) = Self::build(web_dir).await;
+        app.start_background();
+        t
+    }
+
+    /// The app (background tasks not started) and a `TestApp` routing to it.
+    async fn build(web_dir: Option<std::path::PathBuf>) -> (Arc<nuage_daemon::app::App>, TestApp) {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -53,13 +81,13 @@ impl TestApp {
             .unwrap()
             .expect("the app starts on test:///default");
         let app = Arc::new(app);
-        app.start_background();
-        let router = nuage_daemon::http::router(app);
-        TestApp {
+        let router = nuage_daemon::http::router(app.clone());
+        let t = TestApp {
             router,
             data_dir: dir.path().join("data"),
             _dir: dir,
-        }
+        };
+        (app, t)
     }
 
     pub async fn send(
