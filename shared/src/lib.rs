@@ -403,6 +403,25 @@ pub fn validate_image_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// One state-changing request, as `GET /audit` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    /// e.g. `POST /api/v1/vms/{id}/{action}` or `auth.login`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub vm_id: Option<String>,
+    /// The client's address.
+    pub client: Option<String>,
+    /// `success`, `denied` (4xx) or `failed` (5xx).
+    pub outcome: String,
+    pub status: Option<u16>,
+}
+
 /// One message on `/api/v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

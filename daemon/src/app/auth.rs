@@ -10,6 +10,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use nuage_shared::{LoginRequest, LoginResponse, Role, User};
 use serde::{Deserialize, Serialize};
 
+use std::net::IpAddr;
+
+use super::audit::AuditRecord;
 use super::{App, AppError};
 use crate::db::{self, users::UserRow};
 
@@ -100,13 +103,60 @@ fn decoy_hash() -> &'static str {
 const BAD_LOGIN: &str = "The username or password is incorrect.";
 
 impl App {
-    /// `POST /auth/login`.
-    pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse, AppError> {
+    /// `POST /auth/login`, rate-limited per username and per client address, and audited.
+    pub async fn login(
+        &self,
+        req: LoginRequest,
+        client: Option<IpAddr>,
+    ) -> Result<LoginResponse, AppError> {
+        let username = req.username.clone();
+        let result = self.try_login(req, client).await;
+        let status = match &result {
+            Ok(_) => 200,
+            Err(AppError::RateLimited(_)) => 429,
+            Err(AppError::Invalid(_)) => 422,
+            Err(AppError::Unauthenticated(_)) => 401,
+            Err(_) => 500,
+        };
+        let actor = result.as_ref().ok().map(|r| Actor {
+            user_id: r.user.id.clone(),
+            username: r.user.username.clone(),
+            role: r.user.role,
+            session: String::new(),
+        });
+        self.record_audit(AuditRecord {
+            actor,
+            username: Some(username.chars().take(64).collect()),
+            action: "auth.login".into(),
+            path: "/api/v1/auth".into(),
+            client,
+            status,
+        })
+        .await;
+        result
+    }
+
+    async fn try_login(
+        &self,
+        req: LoginRequest,
+        client: Option<IpAddr>,
+    ) -> Result<LoginResponse, AppError> {
         if req.username.is_empty() || req.password.is_empty() {
             return Err(AppError::Invalid("Enter a username and a password.".into()));
         }
         if req.username.len() > 256 || req.password.len() > 1024 {
             return Err(AppError::Unauthenticated(BAD_LOGIN));
+        }
+        let client_key = client.map(|c| c.to_string());
+        let now = std::time::Instant::now();
+        if let Some(wait) = self
+            .logins
+            .blocked(&req.username, client_key.as_deref(), now)
+        {
+            return Err(AppError::RateLimited(format!(
+                "Too many failed sign-ins; try again in {} minute(s).",
+                wait.as_secs().div_ceil(60).max(1)
+            )));
         }
         let username = req.username.clone();
         let row = self
@@ -121,8 +171,15 @@ impl App {
             .await
             .map_err(|e| AppError::internal("password check was lost", e))?;
         match row {
-            Some(user) if ok => self.issue_session(user).await,
-            _ => Err(AppError::Unauthenticated(BAD_LOGIN)),
+            Some(user) if ok => {
+                self.logins.succeeded(&req.username);
+                self.issue_session(user).await
+            }
+            _ => {
+                self.logins
+                    .failed(&req.username, client_key.as_deref(), now);
+                Err(AppError::Unauthenticated(BAD_LOGIN))
+            }
         }
     }
 

@@ -5,10 +5,12 @@
 //! written inline: those go through `db` and `hypervisor`. Every function that touches a tenant's
 //! resource takes the calling [`Actor`] first and checks it before anything else happens.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod host;
 pub mod images;
+pub mod ratelimit;
 mod start;
 pub mod users;
 pub mod vms;
@@ -42,6 +44,8 @@ pub struct App {
     auth: auth::Keys,
     /// Every event about a server, tagged with its owner; `/api/v1/events` filters per caller.
     pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
+    /// Failed sign-ins per username and per client address.
+    logins: ratelimit::LoginLimiter,
 }
 
 /// An event and whose server it concerns.

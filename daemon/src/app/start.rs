@@ -120,6 +120,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         daemon_id,
         auth: auth::Keys::new(&key),
         events: tokio::sync::broadcast::channel(1024).0,
+        logins: Default::default(),
     })
 }
 

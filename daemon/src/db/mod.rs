@@ -7,6 +7,7 @@
 //! blocking pool, so a slow query never stalls the executor. WAL mode lets readers run beside a
 //! writer; writers that must see a consistent picture (quota checks) use `BEGIN IMMEDIATE`.
 
+pub mod audit;
 pub mod images;
 mod migrations;
 pub mod users;

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -48,4 +50,20 @@ pub async fn ws_actor(
             "Sign in first: this call needs a token.",
         ))?;
     Ok(app.authenticate(token).await?)
+}
+
+/// The client's address, when the server knows it (it does not in `oneshot` tests).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }

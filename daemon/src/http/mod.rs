@@ -3,6 +3,7 @@
 //!
 //! Architecture invariant: no SQL and no libvirt here; every decision is the app layer's.
 
+mod audit;
 pub mod error;
 mod events;
 pub mod extract;
@@ -25,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::vms::VmAction;
 use crate::app::{Actor, App};
 use error::ApiError;
-use extract::ApiJson;
+use extract::{ApiJson, ClientAddr};
 
 type AppState = Arc<App>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -51,10 +52,15 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{id}", get(get_vm).patch(update_vm).delete(delete_vm))
         .route("/vms/{id}/{action}", post(vm_action))
         .route("/events", get(events::events))
+        .route("/audit", get(audit::audit_log))
         .fallback(|| async { ApiError::NoRoute });
     let router = Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit::record,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
     let router = match &app.settings.web_dir {
         Some(dir) => router.fallback_service(console_files(dir)),
@@ -99,9 +105,10 @@ async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
 
 async fn login(
     State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    Ok(Json(app.login(req).await?))
+    Ok(Json(app.login(req, client).await?))
 }
 
 async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<StatusCode> {

@@ -1,0 +1,79 @@
+//! The audit trail of the HTTP surface: every state-changing request (anything but GET, HEAD and
+//! OPTIONS) is recorded with who made it, what it asked, from where, and the status it got.
+//! Sign-ins are recorded by the app itself (it knows the username tried).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Json;
+use nuage_shared::AuditEntry;
+
+use super::error::ApiError;
+use super::extract::bearer;
+use crate::app::audit::AuditRecord;
+use crate::app::{Actor, App};
+use crate::db::audit::AuditFilter;
+
+pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/api/v1/auth/login"
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    // Authenticated before the request runs: a logout revokes the very token it came with.
+    let actor = match bearer(&parts) {
+        Some(token) => app.authenticate(token).await.ok(),
+        None => None,
+    };
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let path = parts.uri.path().to_owned();
+    let action = format!("{} {}", parts.method, route.unwrap_or_else(|| path.clone()));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    app.record_audit(AuditRecord {
+        actor,
+        username: None,
+        action,
+        path,
+        client,
+        status: response.status().as_u16(),
+    })
+    .await;
+    response
+}
+
+#[derive(serde::Deserialize)]
+pub struct AuditQuery {
+    user: Option<String>,
+    vm: Option<String>,
+    since: Option<String>,
+    #[serde(default)]
+    limit: u32,
+}
+
+/// `GET /api/v1/audit?user=&vm=&since=&limit=` (admins).
+pub async fn audit_log(
+    State(app): State<Arc<App>>,
+    actor: Actor,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let filter = AuditFilter {
+        user: q.user,
+        vm: q.vm,
+        since: q.since,
+        limit: q.limit,
+    };
+    Ok(Json(app.audit_log(&actor, filter).await?))
+}
