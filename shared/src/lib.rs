@@ -403,6 +403,35 @@ pub fn validate_image_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A personal API token as `GET /tokens` lists it (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// `POST /tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    /// Never expires when omitted.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The answer to `POST /tokens`: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub id: String,
+    pub token: String,
+    pub name: String,
+    pub expires_at: Option<String>,
+}
+
 /// One state-changing request, as `GET /audit` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -216,6 +216,12 @@ impl App {
     /// neither revoked nor of a deleted user.
     pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
         const BAD: &str = "Your session is invalid or has expired; sign in again.";
+        if let Some((id, secret)) = super::tokens::parse(token) {
+            return self
+                .authenticate_api_token(id, secret)
+                .await?
+                .ok_or(AppError::Unauthenticated(BAD));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.auth.decoding, &validation)
@@ -237,8 +243,11 @@ impl App {
         }
     }
 
-    /// `POST /auth/logout`: the token stops working at once.
+    /// `POST /auth/logout`: the token stops working at once (an API token is revoked).
     pub async fn logout(&self, actor: &Actor) -> Result<(), AppError> {
+        if let Some(id) = actor.session.strip_prefix("token:") {
+            return self.delete_token(actor, id).await;
+        }
         let jti = actor.session.clone();
         self.db
             .call(move |c| db::users::revoke_session(c, &jti))

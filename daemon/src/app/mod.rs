@@ -12,6 +12,7 @@ pub mod host;
 pub mod images;
 pub mod ratelimit;
 mod start;
+pub mod tokens;
 pub mod users;
 pub mod vms;
 

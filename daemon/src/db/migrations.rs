@@ -91,7 +91,18 @@ const MIGRATIONS: &[&str] = &[
         outcome       TEXT NOT NULL,
         detail        TEXT
     );
-    CREATE INDEX audit_at ON audit(at);",
+    CREATE INDEX audit_at ON audit(at);
+    -- Personal API tokens: only a SHA-256 of the secret is kept (the secret is 256 random bits).
+    CREATE TABLE api_tokens (
+        id           TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        secret_hash  TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        expires_at   TEXT,
+        last_used_at TEXT
+    );
+    CREATE INDEX api_tokens_user ON api_tokens(user_id);",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

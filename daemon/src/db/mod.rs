@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod images;
 mod migrations;
+pub mod tokens;
 pub mod users;
 pub mod vms;
 

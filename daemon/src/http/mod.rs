@@ -17,8 +17,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use nuage_shared::{
-    CreateUser, CreateVm, Health, HostInfo, Image, ImportImage, LoginRequest, LoginResponse, Me,
-    UpdateUser, UpdateVm, UserDetail, Vm,
+    ApiToken, CreateToken, CreateUser, CreateVm, Health, HostInfo, Image, ImportImage,
+    LoginRequest, LoginResponse, Me, NewToken, UpdateUser, UpdateVm, UserDetail, Vm,
 };
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
@@ -41,6 +41,8 @@ pub fn router(app: AppState) -> Router {
         .route("/auth/logout", post(logout))
         .route("/host", get(host))
         .route("/me", get(me))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(delete_token))
         .route("/users", get(list_users).post(create_user))
         .route(
             "/users/{id}",
@@ -248,4 +250,28 @@ async fn vm_action(
         StatusCode::ACCEPTED,
         Json(app.vm_action(&actor, &id, action).await?),
     ))
+}
+
+async fn list_tokens(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(app.list_tokens(&actor).await?))
+}
+
+async fn create_token(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_token(&actor, req).await?),
+    ))
+}
+
+async fn delete_token(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.delete_token(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

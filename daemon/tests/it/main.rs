@@ -8,5 +8,6 @@ mod auth;
 mod events;
 mod images;
 mod service;
+mod tokens;
 mod users;
 mod vms;
