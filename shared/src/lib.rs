@@ -10,11 +10,13 @@ pub const API_BASE: &str = "/api/v1";
 
 /// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     /// A sentence for a person. Never carries SQL, libvirt or file-system text.
@@ -23,6 +25,7 @@ pub struct ErrorDetail {
 
 /// The machine-readable error codes of API.md, one per documented status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -60,6 +63,7 @@ impl ErrorCode {
 /// How guests are executed. `Kvm` is hardware virtualisation; `Tcg` is QEMU's software emulation,
 /// used where KVM cannot run an ordinary guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Accel {
     Kvm,
@@ -68,6 +72,7 @@ pub enum Accel {
 
 /// `GET /healthz`: 200 when both are up, 503 otherwise (same body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `"ok"` or `"degraded"`.
     pub status: String,
@@ -80,6 +85,7 @@ pub struct Health {
 
 /// `GET /api/v1/host`: what this host is and what runs the guests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInfo {
     pub hostname: String,
     pub daemon_version: String,
@@ -94,6 +100,7 @@ pub struct HostInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HypervisorInfo {
     /// The libvirt connection URI, e.g. `qemu:///system`.
     pub uri: String,
@@ -108,6 +115,7 @@ pub struct HypervisorInfo {
 
 /// A user's role: admins manage users, images and the host; users manage their own VPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -115,6 +123,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -123,6 +132,7 @@ pub struct User {
 
 /// `POST /auth/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -130,6 +140,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     pub token: String,
     /// RFC 3339.
@@ -139,6 +150,7 @@ pub struct LoginResponse {
 
 /// What a user may allocate in all (`quota`), or has allocated (`usage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     pub vcpus: u32,
@@ -161,6 +173,7 @@ impl Quota {
 
 /// `GET /me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: User,
     pub quota: Quota,
@@ -169,6 +182,7 @@ pub struct Me {
 
 /// A user as administrators see it (`GET /users`, `GET /users/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserDetail {
     pub id: String,
     pub username: String,
@@ -180,6 +194,7 @@ pub struct UserDetail {
 
 /// `POST /users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
@@ -192,6 +207,7 @@ pub struct CreateUser {
 
 /// `PATCH /users/{id}`: every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +249,7 @@ pub fn validate_password(password: &str) -> Result<(), &'static str> {
 
 /// A disk image VPS are created from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Image {
     pub id: String,
     pub name: String,
@@ -246,6 +263,7 @@ pub struct Image {
 
 /// `POST /images`: import a file lying in one of the daemon's import directories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportImage {
     pub name: String,
@@ -256,6 +274,7 @@ pub struct ImportImage {
 
 /// A VPS's life, as API.md names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VmState {
     Creating,
@@ -300,6 +319,7 @@ impl VmState {
 
 /// A virtual private server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vm {
     pub id: String,
     pub name: String,
@@ -320,6 +340,7 @@ pub struct Vm {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingResize {
     pub vcpus: u32,
     pub memory_mib: u64,
@@ -327,6 +348,7 @@ pub struct PendingResize {
 
 /// `POST /vms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateVm {
     pub name: String,
@@ -348,6 +370,7 @@ pub struct CreateVm {
 
 /// `PATCH /vms/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -405,6 +428,7 @@ pub fn validate_image_name(name: &str) -> Result<(), &'static str> {
 
 /// A personal API token as `GET /tokens` lists it (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     pub id: String,
     pub name: String,
@@ -415,6 +439,7 @@ pub struct ApiToken {
 
 /// `POST /tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -425,6 +450,7 @@ pub struct CreateToken {
 
 /// The answer to `POST /tokens`: the secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewToken {
     pub id: String,
     pub token: String,
@@ -434,6 +460,7 @@ pub struct NewToken {
 
 /// One state-changing request, as `GET /audit` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,
@@ -453,6 +480,7 @@ pub struct AuditEntry {
 
 /// One message on `/api/v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A VPS changed state (from libvirt's own lifecycle events).

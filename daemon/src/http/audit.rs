@@ -53,16 +53,24 @@ pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     response
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
+    /// A user id or a username.
     user: Option<String>,
+    /// A server id.
     vm: Option<String>,
+    /// RFC 3339: entries at or after this time.
     since: Option<String>,
+    /// At most this many entries, newest first (default 100, at most 1000).
     #[serde(default)]
     limit: u32,
 }
 
-/// `GET /api/v1/audit?user=&vm=&since=&limit=` (admins).
+/// Who did what to which resource, when, from where, with what outcome (admins).
+#[utoipa::path(get, path = "/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = [nuage_shared::AuditEntry]), (status = 400, body = nuage_shared::ErrorBody),
+              (status = 401, body = nuage_shared::ErrorBody), (status = 403, body = nuage_shared::ErrorBody),
+              (status = 422, body = nuage_shared::ErrorBody)))]
 pub async fn audit_log(
     State(app): State<Arc<App>>,
     actor: Actor,

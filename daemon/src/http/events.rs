@@ -15,14 +15,20 @@ use super::error::ApiError;
 use super::extract::ws_actor;
 use crate::app::{Actor, App, OwnedEvent};
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
+    /// The bearer token, for clients that cannot set headers on a WebSocket (browsers).
     token: Option<String>,
+    /// Every tenant's events (admins only).
     #[serde(default)]
     all: bool,
 }
 
-/// A WebSocket upgrade that only takes place after the caller was authenticated.
+/// A WebSocket of JSON `Event` messages about the caller's servers; authenticated before the
+/// upgrade (bearer header or `token` query parameter).
+#[utoipa::path(get, path = "/events", tag = "service", params(EventsQuery),
+    responses((status = 101, description = "Switching to a WebSocket of Event messages", body = nuage_shared::Event),
+              (status = 401, body = nuage_shared::ErrorBody), (status = 403, body = nuage_shared::ErrorBody)))]
 pub async fn events(
     State(app): State<Arc<App>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,

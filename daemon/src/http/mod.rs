@@ -7,26 +7,26 @@ mod audit;
 pub mod error;
 mod events;
 pub mod extract;
+mod identity;
+mod servers;
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use nuage_shared::{
-    ApiToken, CreateToken, CreateUser, CreateVm, Health, HostInfo, Image, ImportImage,
-    LoginRequest, LoginResponse, Me, NewToken, UpdateUser, UpdateVm, UserDetail, Vm,
-};
+use nuage_shared::{ErrorBody, Health, HostInfo};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::vms::VmAction;
 use crate::app::{Actor, App};
 use error::ApiError;
-use extract::{ApiJson, ClientAddr};
 
 type AppState = Arc<App>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -34,31 +34,87 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Bodies above this are refused before they are read (JSON requests are small).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Nuage", description = "The nuaged API: self-service VPS on KVM hosts."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "Sign-in, the caller, API tokens"),
+        (name = "admin", description = "Users, quotas, host, audit (administrators)"),
+        (name = "images", description = "Disk images"),
+        (name = "servers", description = "Virtual private servers"),
+        (name = "service", description = "Health, events, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or nuage_ API token")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every API route, each registered together with its OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(identity::login))
+        .routes(routes!(identity::logout))
+        .routes(routes!(identity::me))
+        .routes(routes!(identity::list_tokens, identity::create_token))
+        .routes(routes!(identity::delete_token))
+        .routes(routes!(identity::list_users, identity::create_user))
+        .routes(routes!(
+            identity::get_user,
+            identity::update_user,
+            identity::delete_user
+        ))
+        .routes(routes!(host))
+        .routes(routes!(audit::audit_log))
+        .routes(routes!(servers::list_images, servers::import_image))
+        .routes(routes!(servers::delete_image))
+        .routes(routes!(servers::list_vms, servers::create_vm))
+        .routes(routes!(
+            servers::get_vm,
+            servers::update_vm,
+            servers::delete_vm
+        ))
+        .routes(routes!(servers::vm_action))
+        .routes(routes!(events::events))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of every endpoint (also served at `/api/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .nest("/api/v1", api_routes())
+        .split_for_parts()
+        .1
+}
+
 /// The whole router: API, health, and the web console at `/`.
 pub fn router(app: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/host", get(host))
-        .route("/me", get(me))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", delete(delete_token))
-        .route("/users", get(list_users).post(create_user))
+    let (router, _) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(healthz))
+        .nest("/api/v1", api_routes())
+        .split_for_parts();
+    let router = router
+        // Unknown API paths are JSON 404s, never the console.
         .route(
-            "/users/{id}",
-            get(get_user).patch(update_user).delete(delete_user),
+            "/api/v1/{*rest}",
+            axum::routing::any(|| async { ApiError::NoRoute }),
         )
-        .route("/images", get(list_images).post(import_image))
-        .route("/images/{id}", delete(delete_image))
-        .route("/vms", get(list_vms).post(create_vm))
-        .route("/vms/{id}", get(get_vm).patch(update_vm).delete(delete_vm))
-        .route("/vms/{id}/{action}", post(vm_action))
-        .route("/events", get(events::events))
-        .route("/audit", get(audit::audit_log))
-        .fallback(|| async { ApiError::NoRoute });
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .nest("/api/v1", api)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             audit::record,
@@ -74,6 +130,18 @@ pub fn router(app: AppState) -> Router {
         tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
     });
     router.layer(trace).with_state(app)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service", responses((status = 200, description = "OpenAPI 3 JSON")))]
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_json().unwrap_or_default());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str(),
+    )
+        .into_response()
 }
 
 /// The built console; any path that is not a file is a client-side route and gets `index.html`.
@@ -95,6 +163,8 @@ async fn no_console() -> Response {
         .into_response()
 }
 
+/// 200 when the database and the hypervisor answer, 503 otherwise (same body). No token needed.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     let health = app.health().await;
     let status = if health.status == "ok" {
@@ -105,173 +175,10 @@ async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     (status, Json(health))
 }
 
-async fn login(
-    State(app): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<Json<LoginResponse>> {
-    Ok(Json(app.login(req, client).await?))
-}
-
-async fn logout(State(app): State<AppState>, actor: Actor) -> ApiResult<StatusCode> {
-    app.logout(&actor).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
+/// The host: hypervisor, acceleration in use and why, CPUs and memory (admins).
+#[utoipa::path(get, path = "/host", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = HostInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostInfo>> {
     Ok(Json(app.host_info(&actor).await?))
-}
-
-async fn me(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Me>> {
-    Ok(Json(app.me(&actor).await?))
-}
-
-async fn list_users(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<UserDetail>>> {
-    Ok(Json(app.list_users(&actor).await?))
-}
-
-async fn create_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiJson(req): ApiJson<CreateUser>,
-) -> ApiResult<(StatusCode, Json<UserDetail>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_user(&actor, req).await?),
-    ))
-}
-
-async fn get_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserDetail>> {
-    Ok(Json(app.get_user(&actor, &id).await?))
-}
-
-async fn update_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<UpdateUser>,
-) -> ApiResult<Json<UserDetail>> {
-    Ok(Json(app.update_user(&actor, &id, req).await?))
-}
-
-async fn delete_user(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    app.delete_user(&actor, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_images(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Image>>> {
-    Ok(Json(app.list_images(&actor).await?))
-}
-
-async fn import_image(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiJson(req): ApiJson<ImportImage>,
-) -> ApiResult<(StatusCode, Json<Image>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.import_image(&actor, req).await?),
-    ))
-}
-
-async fn delete_image(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    app.delete_image(&actor, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(serde::Deserialize)]
-struct ListVmsQuery {
-    #[serde(default)]
-    all: bool,
-}
-
-async fn list_vms(
-    State(app): State<AppState>,
-    actor: Actor,
-    query: Result<Query<ListVmsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Vec<Vm>>> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(Json(app.list_vms(&actor, q.all).await?))
-}
-
-async fn create_vm(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiJson(req): ApiJson<CreateVm>,
-) -> ApiResult<(StatusCode, Json<Vm>)> {
-    Ok((StatusCode::CREATED, Json(app.create_vm(&actor, req).await?)))
-}
-
-async fn get_vm(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Vm>> {
-    Ok(Json(app.get_vm(&actor, &id).await?))
-}
-
-async fn update_vm(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<UpdateVm>,
-) -> ApiResult<Json<Vm>> {
-    Ok(Json(app.update_vm(&actor, &id, req).await?))
-}
-
-async fn delete_vm(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    app.delete_vm(&actor, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn vm_action(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path((id, action)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Vm>)> {
-    let action = VmAction::parse(&action).ok_or(ApiError::NoRoute)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(app.vm_action(&actor, &id, action).await?),
-    ))
-}
-
-async fn list_tokens(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiToken>>> {
-    Ok(Json(app.list_tokens(&actor).await?))
-}
-
-async fn create_token(
-    State(app): State<AppState>,
-    actor: Actor,
-    ApiJson(req): ApiJson<CreateToken>,
-) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_token(&actor, req).await?),
-    ))
-}
-
-async fn delete_token(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    app.delete_token(&actor, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,5 +9,6 @@ mod events;
 mod images;
 mod service;
 mod tokens;
+mod unauthorized;
 mod users;
 mod vms;

@@ -1,0 +1,242 @@
+//! Unauthorized coverage, after omicron's `unauthorized.rs`: every operation of the API, taken
+//! from the OpenAPI document (which the router is built from), is called without a token, with a
+//! forged, an expired and a revoked token, and with another tenant's token; each must fail as
+//! API.md says, and the victim's resources must be unchanged afterwards. A route missing from the
+//! table below fails the test.
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+/// What another (non-admin) tenant may do with an operation that targets the victim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Other {
+    /// No token needed at all.
+    Public,
+    /// Administrators only: 403 for a user.
+    Admin,
+    /// The victim's resource: 404, exactly like a missing one.
+    NotFound,
+    /// Acts on the caller's own things (must not show or touch the victim's): this status.
+    Own(u16),
+}
+
+const TABLE: &[(&str, &str, Other)] = &[
+    ("GET", "/healthz", Other::Public),
+    ("GET", "/api/v1/openapi.json", Other::Public),
+    ("POST", "/api/v1/auth/login", Other::Public),
+    ("POST", "/api/v1/auth/logout", Other::Own(204)),
+    ("GET", "/api/v1/me", Other::Own(200)),
+    ("GET", "/api/v1/tokens", Other::Own(200)),
+    ("POST", "/api/v1/tokens", Other::Own(201)),
+    ("DELETE", "/api/v1/tokens/{id}", Other::NotFound),
+    ("GET", "/api/v1/users", Other::Admin),
+    ("POST", "/api/v1/users", Other::Admin),
+    ("GET", "/api/v1/users/{id}", Other::Admin),
+    ("PATCH", "/api/v1/users/{id}", Other::Admin),
+    ("DELETE", "/api/v1/users/{id}", Other::Admin),
+    ("GET", "/api/v1/host", Other::Admin),
+    ("GET", "/api/v1/audit", Other::Admin),
+    ("GET", "/api/v1/images", Other::Own(200)),
+    ("POST", "/api/v1/images", Other::Admin),
+    ("DELETE", "/api/v1/images/{id}", Other::Admin),
+    ("GET", "/api/v1/vms", Other::Own(200)),
+    ("POST", "/api/v1/vms", Other::Own(201)),
+    ("GET", "/api/v1/vms/{id}", Other::NotFound),
+    ("PATCH", "/api/v1/vms/{id}", Other::NotFound),
+    ("DELETE", "/api/v1/vms/{id}", Other::NotFound),
+    ("POST", "/api/v1/vms/{id}/{action}", Other::NotFound),
+    // Without WebSocket upgrade headers an authenticated call is a bad request.
+    ("GET", "/api/v1/events", Other::Own(400)),
+];
+
+fn operations() -> BTreeSet<(String, String)> {
+    let doc = serde_json::to_value(nuage_daemon::http::openapi()).unwrap();
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn the_table_covers_every_route_of_the_api() {
+    let documented = operations();
+    let table: BTreeSet<(String, String)> = TABLE
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&table).collect();
+    let stale: Vec<_> = table.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the unauthorized-coverage table: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "table rows for routes that no longer exist: {stale:?}"
+    );
+}
+
+/// A token signed with the daemon's own key whose time is up.
+fn expired_token(data_dir: &std::path::Path, user_id: &str) -> String {
+    let key = std::fs::read(data_dir.join("jwt.key")).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims =
+        json!({"sub": user_id, "jti": "expired-session", "iat": now - 7200, "exp": now - 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_route_refuses_bad_tokens_and_other_tenants() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let quota = json!({"vcpus": 4, "memory_mib": 2048, "disk_gib": 10, "vms": 3, "snapshots": 1});
+    let (alice, alice_id) = t.user_with_quota(&admin, "alice", quota.clone()).await;
+    let (bob, _) = t.user_with_quota(&admin, "bob", quota).await;
+    let vm_body =
+        json!({"name": "victim", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1});
+    let vm = t
+        .post("/api/v1/vms", Some(&alice), &vm_body.to_string())
+        .await
+        .body;
+    let vm_id = vm["id"].as_str().unwrap().to_owned();
+    let alice_token = t
+        .post("/api/v1/tokens", Some(&alice), r#"{"name":"mine"}"#)
+        .await
+        .body;
+    let token_id = alice_token["id"].as_str().unwrap().to_owned();
+    let revoked = t.login("alice", "password-1").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.send(Method::POST, "/api/v1/auth/logout", Some(&revoked), None)
+        .await;
+    let expired = expired_token(&t.data_dir, &alice_id);
+    let mut forged = alice.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+
+    let fill = |path: &str| {
+        let id = if path.contains("/users/") {
+            &alice_id
+        } else if path.contains("/images/") {
+            &image
+        } else if path.contains("/tokens/") {
+            &token_id
+        } else {
+            &vm_id
+        };
+        path.replace("{id}", id).replace("{action}", "stop")
+    };
+    let body_for = |method: &str, path: &str| -> Option<String> {
+        Some(match (method, path) {
+            ("POST", "/api/v1/vms") => json!({"name": "bobs", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}).to_string(),
+            ("POST", "/api/v1/tokens") => r#"{"name":"bob's"}"#.into(),
+            ("POST", "/api/v1/users") => r#"{"username":"mallory","password":"12345678","role":"admin"}"#.into(),
+            ("PATCH", "/api/v1/users/{id}") => r#"{"role":"admin"}"#.into(),
+            ("PATCH", "/api/v1/vms/{id}") => r#"{"vcpus":2}"#.into(),
+            ("POST", "/api/v1/images") => r#"{"name":"x","path":"/etc/passwd"}"#.into(),
+            ("POST", "/api/v1/auth/login") => r#"{"username":"alice","password":"wrong"}"#.into(),
+            _ => return None,
+        })
+    };
+
+    for &(method, template, other) in TABLE {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let path = fill(template);
+        let body = body_for(method, template);
+        if other == Other::Public {
+            let r = t.send(m.clone(), &path, None, body.as_deref()).await;
+            assert_ne!(r.status, StatusCode::FORBIDDEN, "{method} {template}");
+            if template != "/api/v1/auth/login" {
+                assert!(
+                    r.status.is_success(),
+                    "{method} {template} is public: {}",
+                    r.status
+                );
+            }
+            continue;
+        }
+        for (what, token) in [
+            ("no", None),
+            ("a forged", Some(&forged)),
+            ("an expired", Some(&expired)),
+            ("a revoked", Some(&revoked)),
+        ] {
+            let r = t
+                .send(m.clone(), &path, token.map(String::as_str), body.as_deref())
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {template} with {what} token: {}",
+                r.text
+            );
+            assert_eq!(r.code(), "unauthenticated", "{method} {template}");
+        }
+        // Logging out would end bob's own session: use a session of its own.
+        let bob_token = if template == "/api/v1/auth/logout" {
+            t.login("bob", "password-1").await.body["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            bob.clone()
+        };
+        let r = t
+            .send(m.clone(), &path, Some(&bob_token), body.as_deref())
+            .await;
+        let want = match other {
+            Other::Admin => 403,
+            Other::NotFound => 404,
+            Other::Own(s) => s,
+            Other::Public => unreachable!(),
+        };
+        assert_eq!(
+            r.status.as_u16(),
+            want,
+            "{method} {template} as another tenant: {}",
+            r.text
+        );
+        assert!(
+            !r.text.contains(&vm_id) && !r.text.contains(&token_id),
+            "{method} {template} leaked the victim's ids"
+        );
+    }
+
+    // The victim's server, token and account are as they were.
+    let now = t.get(&format!("/api/v1/vms/{vm_id}"), Some(&alice)).await;
+    assert_eq!(
+        (
+            now.body["state"].clone(),
+            now.body["vcpus"].clone(),
+            now.body["name"].clone()
+        ),
+        (vm["state"].clone(), vm["vcpus"].clone(), vm["name"].clone())
+    );
+    let tokens = t.get("/api/v1/tokens", Some(&alice)).await;
+    assert_eq!(tokens.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.get("/api/v1/me", Some(&alice)).await.status,
+        StatusCode::OK
+    );
+    let users = t.get("/api/v1/users", Some(&admin)).await;
+    assert!(
+        !users.text.contains("mallory"),
+        "no user was created by a non-admin"
+    );
+}
