@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::TestApp;
 
