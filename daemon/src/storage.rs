@@ -109,6 +109,14 @@ pub fn inspect_image(path: &Path) -> Result<ImageInfo, StorageError> {
     if info.virtual_size == 0 {
         return Err(StorageError::Rejected("The image is empty.".into()));
     }
+    // qemu-img reads any file as "raw"; a disk is at least a whole number of sectors.
+    // (qemu-img rounds a raw file's size up to whole sectors: look at the file itself.)
+    if format == "raw" && meta.len() % 512 != 0 {
+        return Err(StorageError::Rejected(
+            "The file is not a disk image (a raw image is a whole number of 512-byte sectors)."
+                .into(),
+        ));
+    }
     Ok(ImageInfo {
         format,
         virtual_size: info.virtual_size,
@@ -335,6 +343,12 @@ mod tests {
         assert!(
             matches!(inspect_image(&vmdk), Err(StorageError::Rejected(m)) if m.contains("vmdk"))
         );
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"hello, not a disk").unwrap();
+        assert!(matches!(
+            inspect_image(&text),
+            Err(StorageError::Rejected(_))
+        ));
         let empty = dir.path().join("empty");
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(

@@ -31,6 +31,25 @@ fn confine(path: &str, import_dirs: &[PathBuf]) -> Result<PathBuf, AppError> {
     }
 }
 
+/// The largest image an upload may carry.
+pub const MAX_UPLOAD: u64 = 256 << 30;
+
+/// Whether the store takes a copy of the source (imports) or the file itself (uploads).
+#[derive(Clone, Copy)]
+enum Keep {
+    Copy,
+    Move,
+}
+
+fn validate_os(os: Option<&str>) -> Result<(), AppError> {
+    match os {
+        Some(os) if os.len() > 64 || os.chars().any(char::is_control) => Err(AppError::Invalid(
+            "The os label is at most 64 printable characters.".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn storage_error(e: StorageError) -> AppError {
     match e {
         StorageError::Rejected(m) => AppError::Invalid(m),
@@ -50,13 +69,7 @@ impl App {
     pub async fn import_image(&self, actor: &Actor, req: ImportImage) -> Result<Image, AppError> {
         actor.require_admin()?;
         validate_image_name(&req.name).map_err(|m| AppError::Invalid(m.into()))?;
-        if let Some(os) = &req.os {
-            if os.len() > 64 || os.chars().any(char::is_control) {
-                return Err(AppError::Invalid(
-                    "The os label is at most 64 printable characters.".into(),
-                ));
-            }
-        }
+        validate_os(req.os.as_deref())?;
         let source = confine(&req.path, &self.settings.import_dirs)?;
         let name = req.name.clone();
         if self
@@ -70,18 +83,36 @@ impl App {
             )));
         }
         let id = uuid::Uuid::new_v4().to_string();
+        self.store_validated(id, req.name, req.os, &source, Keep::Copy)
+            .await
+    }
+
+    /// Validates `source` with qemu-img, puts it in the store as `<id>.<format>` (copied, or moved
+    /// for an upload) and records it. On failure the store is as it was.
+    async fn store_validated(
+        &self,
+        id: String,
+        name: String,
+        os: Option<String>,
+        source: &Path,
+        keep: Keep,
+    ) -> Result<Image, AppError> {
         let store = self.settings.data_dir.join("images");
-        let (src, dest_dir, image_id) = (source.clone(), store.clone(), id.clone());
+        let (src, dest_dir, image_id) = (source.to_owned(), store, id.clone());
         let (info, dest) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let info = storage::inspect_image(&src)?;
             let dest = dest_dir.join(format!("{image_id}.{}", info.format));
-            storage::copy_image(&src, &dest)?;
-            // Re-check the copy: the source could have changed between the two reads.
+            match keep {
+                Keep::Copy => storage::copy_image(&src, &dest)?,
+                Keep::Move => std::fs::rename(&src, &dest).map_err(|source| StorageError::Io {
+                    path: dest.display().to_string(),
+                    source,
+                })?,
+            }
+            // Re-check what landed in the store: the source could have changed meanwhile.
             match storage::inspect_image(&dest) {
                 Ok(again)
-                    if again == info
-                        || (again.format == info.format
-                            && again.virtual_size == info.virtual_size) =>
+                    if again.format == info.format && again.virtual_size == info.virtual_size =>
                 {
                     Ok((info, dest))
                 }
@@ -100,10 +131,10 @@ impl App {
         let row = ImageRow {
             image: Image {
                 id,
-                name: req.name.clone(),
+                name: name.clone(),
                 format: info.format.into(),
                 virtual_size_bytes: info.virtual_size,
-                os: req.os,
+                os,
                 created_at: db::now_rfc3339(),
             },
             path: dest.to_string_lossy().into_owned(),
@@ -115,14 +146,84 @@ impl App {
                 let _ = std::fs::remove_file(&dest);
                 if e.is_unique_violation() {
                     Err(AppError::Conflict(format!(
-                        "An image named {} exists already.",
-                        req.name
+                        "An image named {name} exists already."
                     )))
                 } else {
                     Err(e.into())
                 }
             }
         }
+    }
+
+    /// `POST /images/upload` (admins): streams the body into the store (at most `MAX_UPLOAD`
+    /// bytes), then validates it exactly like an import. Nothing is left behind on failure.
+    pub async fn upload_image<S, E>(
+        &self,
+        actor: &Actor,
+        name: String,
+        os: Option<String>,
+        mut body: S,
+    ) -> Result<Image, AppError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        actor.require_admin()?;
+        validate_image_name(&name).map_err(|m| AppError::Invalid(m.into()))?;
+        validate_os(os.as_deref())?;
+        let key = name.clone();
+        if self
+            .db
+            .call(move |c| db::images::name_taken(c, &key))
+            .await?
+        {
+            return Err(AppError::Conflict(format!(
+                "An image named {name} exists already."
+            )));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let partial = self
+            .settings
+            .data_dir
+            .join("images")
+            .join(format!(".upload-{id}"));
+        let written: Result<u64, AppError> = async {
+            let mut file = tokio::fs::File::create(&partial)
+                .await
+                .map_err(|e| AppError::internal("cannot create the upload file", e))?;
+            let mut total = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk
+                    .map_err(|e| AppError::Invalid(format!("The upload was interrupted: {e}")))?;
+                total += chunk.len() as u64;
+                if total > MAX_UPLOAD {
+                    return Err(AppError::Invalid(format!(
+                        "An uploaded image is at most {} GiB.",
+                        MAX_UPLOAD >> 30
+                    )));
+                }
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| AppError::internal("cannot write the upload", e))?;
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| AppError::internal("cannot write the upload", e))?;
+            Ok(total)
+        }
+        .await;
+        let result = match written {
+            Ok(0) => Err(AppError::Invalid("The upload is empty.".into())),
+            Ok(_) => {
+                self.store_validated(id, name, os, &partial, Keep::Move)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_file(&partial).await;
+        result
     }
 
     /// `DELETE /images/{id}` (admins): refused while a server still stands on it.

@@ -83,6 +83,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::audit_log))
         .routes(routes!(servers::list_images, servers::import_image))
         .routes(routes!(servers::delete_image))
+        .routes({
+            // Uploads are streamed to disk: the only route without the JSON body limit.
+            let (schemas, paths, method_router) = routes!(servers::upload_image);
+            (
+                schemas,
+                paths,
+                method_router.layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+        })
         .routes(routes!(servers::list_vms, servers::create_vm))
         .routes(routes!(
             servers::get_vm,

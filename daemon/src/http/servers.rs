@@ -33,6 +33,32 @@ pub async fn import_image(
     ))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// The new image's name.
+    name: String,
+    /// A free label such as `debian-12`.
+    os: Option<String>,
+}
+
+/// Upload a qcow2 or raw image as the request body (admins); validated like an import.
+#[utoipa::path(post, path = "/images/upload", tag = "images", security(("bearer" = [])), params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = Image), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn upload_image(
+    State(app): State<AppState>,
+    actor: Actor,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Body,
+) -> ApiResult<(StatusCode, Json<Image>)> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let image = app
+        .upload_image(&actor, q.name, q.os, body.into_data_stream())
+        .await?;
+    Ok((StatusCode::CREATED, Json(image)))
+}
+
 /// Delete an image no server stands on (admins).
 #[utoipa::path(delete, path = "/images/{id}", tag = "images", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -164,3 +164,79 @@ async fn an_image_in_use_cannot_be_deleted() {
     );
     assert!(!t.data_dir.join(format!("images/{image}.raw")).exists());
 }
+
+#[tokio::test]
+async fn admins_upload_images_that_are_validated_like_imports() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let upload = |name: &str, bytes: Vec<u8>, token: &str| {
+        let req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/images/upload?name={name}&os=test"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(axum::body::Body::from(bytes))
+            .unwrap();
+        let router = t.router.clone();
+        async move {
+            use tower::ServiceExt;
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    // Larger than the 1 MiB JSON limit: uploads are streamed.
+    let (status, body) = upload("zeros", vec![0u8; 3 << 20], &admin).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["format"], "raw");
+    assert_eq!(body["virtual_size_bytes"], 3u64 << 20);
+    assert_eq!(body["os"], "test");
+
+    let qcow = t.data_dir.join("q.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&qcow)
+        .arg("32M")
+        .status()
+        .unwrap()
+        .success());
+    let (status, body) = upload("small-qcow", std::fs::read(&qcow).unwrap(), &admin).await;
+    assert_eq!(
+        (status, body["format"].as_str()),
+        (StatusCode::CREATED, Some("qcow2"))
+    );
+
+    let (status, _) = upload("text", b"hello, not a disk".to_vec(), &admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = upload("empty", Vec::new(), &admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = upload("zeros", vec![0u8; 512], &admin).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = upload("Bad/Name", vec![0u8; 512], &admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (alice, _) = t
+        .user_with_quota(
+            &admin,
+            "alice",
+            json!({"vcpus": 1, "memory_mib": 256, "disk_gib": 1, "vms": 1, "snapshots": 0}),
+        )
+        .await;
+    let (status, _) = upload("mine", vec![0u8; 512], &alice).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Only the two accepted images are in the store: no partial upload is left behind.
+    let mut files: Vec<String> = std::fs::read_dir(t.data_dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().all(|f| !f.starts_with(".upload")), "{files:?}");
+}

@@ -43,6 +43,7 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/images", Other::Own(200)),
     ("POST", "/api/v1/images", Other::Admin),
     ("DELETE", "/api/v1/images/{id}", Other::Admin),
+    ("POST", "/api/v1/images/upload", Other::Admin),
     ("GET", "/api/v1/vms", Other::Own(200)),
     ("POST", "/api/v1/vms", Other::Own(201)),
     ("GET", "/api/v1/vms/{id}", Other::NotFound),
@@ -140,7 +141,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         } else {
             &vm_id
         };
-        path.replace("{id}", id).replace("{action}", "stop")
+        path.replace("{id}", id)
+            .replace("{action}", "stop")
+            .replace("/upload", "/upload?name=sneaky")
     };
     let body_for = |method: &str, path: &str| -> Option<String> {
         Some(match (method, path) {
