@@ -1,0 +1,471 @@
+//! `cargo run --release -p nuage-bench -- <list|create|memory> [--uri URI]`
+//!
+//! Each benchmark prints Markdown rows with Nuage's figure beside its peer's, measured in the same
+//! run on the same machine. These are measurements, not pass/fail tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nuage_daemon::app::App;
+use nuage_daemon::config::{AccelSetting, LibvirtTarget, Settings};
+use nuage_shared::{Image, Vm, VmState};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "bench-password";
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn p50_p99(samples: &mut [Duration]) -> String {
+    format!(
+        "{} / {}",
+        ms(percentile(samples, 0.5)),
+        ms(percentile(samples, 0.99))
+    )
+}
+
+/// An app on `uri` with a temp data dir, served on loopback; returns it, its URL and the dir.
+async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix("nuage-bench-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let mut import_dirs = vec![dir.path().join("data/import")];
+    import_dirs.extend(import.map(Path::to_owned));
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        libvirt: LibvirtTarget::Explicit(uri.into()),
+        accel: AccelSetting::Tcg,
+        import_dirs,
+        web_dir: None,
+        admin_password: Some(PASSWORD.into()),
+    };
+    let app = Arc::new(
+        tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(nuage_daemon::serve(
+        listener,
+        app.clone(),
+        std::future::pending(),
+    ));
+    (app, url, dir)
+}
+
+async fn login(http: &reqwest::Client, url: &str) -> String {
+    let r: Value = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_owned()
+}
+
+/// A libvirt test-driver node file holding `names` as defined, running domains.
+fn test_node_file(dir: &Path, names: &[String]) -> PathBuf {
+    let mut xml = String::from(
+        "<node><cpu><mhz>2000</mhz><model>x86_64</model><active>16</active><max>16</max>\
+         <nodes>1</nodes><sockets>1</sockets><cores>16</cores><threads>1</threads></cpu>\
+         <memory>33554432</memory>",
+    );
+    for n in names {
+        xml.push_str(&format!(
+            "<domain type='test'><name>{n}</name><memory>262144</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type></os></domain>"
+        ));
+    }
+    xml.push_str("</node>");
+    let path = dir.join(format!("node-{}.xml", names.len()));
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// `GET /api/v1/vms` with N servers, beside libvirt listing the same N domains.
+async fn bench_list() {
+    println!("| servers | nuaged GET /api/v1/vms p50 / p99 | `virsh list --all` p50 / p99 | libvirt API list + state, in-process p50 / p99 |");
+    println!("|---|---|---|---|");
+    for n in [1_000usize, 10_000] {
+        let (app, url, dir) = serve("test:///default", None).await;
+        let http = reqwest::Client::new();
+        let token = login(&http, &url).await;
+        let me: Value = http
+            .get(format!("{url}/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let owner = me["user"]["id"].as_str().unwrap().to_owned();
+        // The records are written straight into the database (creating 10,000 disks would
+        // measure qemu-img, not the listing); the list is served from these rows either way.
+        let names: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let ids = names.clone();
+        let host = app.daemon_id.clone();
+        app.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let image = Image {
+                    id: "bench-image".into(),
+                    name: "bench".into(),
+                    format: "raw".into(),
+                    virtual_size_bytes: 1 << 20,
+                    os: None,
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                };
+                nuage_daemon::db::images::insert(
+                    &tx,
+                    &nuage_daemon::db::images::ImageRow {
+                        image,
+                        path: "/nonexistent".into(),
+                    },
+                )?;
+                for (i, id) in ids.iter().enumerate() {
+                    let vm = Vm {
+                        id: id.clone(),
+                        name: format!("server-{i}"),
+                        owner_id: owner.clone(),
+                        host_id: host.clone(),
+                        state: VmState::Running,
+                        vcpus: 1,
+                        memory_mib: 256,
+                        disk_gib: 1,
+                        image_id: "bench-image".into(),
+                        hostname: format!("server-{i}"),
+                        created_at: "2026-01-01T00:00:00Z".into(),
+                        ip_addresses: vec![],
+                        pending: None,
+                    };
+                    nuage_daemon::db::vms::insert(&tx, &vm)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        let rounds = if n > 5_000 { 60 } else { 200 };
+        let mut ours = Vec::new();
+        for i in 0..rounds + 10 {
+            let t = Instant::now();
+            let body = http
+                .get(format!("{url}/api/v1/vms"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            if i >= 10 {
+                ours.push(t.elapsed());
+            }
+            assert!(body.len() > n * 100, "the list holds every server");
+        }
+
+        let domain_names: Vec<String> = names.iter().map(|id| format!("nuage-{id}")).collect();
+        let node = test_node_file(dir.path(), &domain_names);
+        let uri = format!("test://{}", node.display());
+        let mut virsh = Vec::new();
+        for _ in 0..(if n > 5_000 { 10 } else { 30 }) {
+            let t = Instant::now();
+            let out = Command::new("virsh")
+                .args(["-c", &uri, "list", "--all"])
+                .stdout(Stdio::piped())
+                .output()
+                .unwrap();
+            virsh.push(t.elapsed());
+            assert!(out.stdout.len() > n * 40);
+        }
+        let uri2 = uri.clone();
+        let mut api = tokio::task::spawn_blocking(move || {
+            let conn = virt::connect::Connect::open(Some(&uri2)).unwrap();
+            let mut samples = Vec::new();
+            for _ in 0..30 {
+                let t = Instant::now();
+                let doms = conn.list_all_domains(0).unwrap();
+                let mut count = 0;
+                for d in &doms {
+                    let _ = (d.name().unwrap(), d.state().unwrap());
+                    count += 1;
+                }
+                samples.push(t.elapsed());
+                assert_eq!(count, doms.len());
+            }
+            samples
+        })
+        .await
+        .unwrap();
+        println!(
+            "| {n} | {} | {} | {} |",
+            p50_p99(&mut ours),
+            p50_p99(&mut virsh),
+            p50_p99(&mut api)
+        );
+        drop(app);
+    }
+}
+
+/// A 2 GiB image holding 1 GiB of data: create with a linked clone (what nuaged does) beside a
+/// full copy of the image (`qemu-img convert`, what a panel without backing files does).
+async fn bench_create(uri: &str) {
+    let work = tempfile::Builder::new()
+        .prefix("nuage-bench-img-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let raw = work.path().join("img.raw");
+    let image = work.path().join("img.qcow2");
+    let run = |args: &[&str]| {
+        assert!(
+            Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .unwrap()
+                .success(),
+            "{args:?}"
+        )
+    };
+    run(&["truncate", "-s", "2G", raw.to_str().unwrap()]);
+    run(&[
+        "dd",
+        "if=/dev/urandom",
+        &format!("of={}", raw.display()),
+        "bs=16M",
+        "count=64",
+        "conv=notrunc",
+        "status=none",
+    ]);
+    run(&[
+        "qemu-img",
+        "convert",
+        "-O",
+        "qcow2",
+        raw.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&raw).unwrap();
+
+    let (_app, url, dir) = serve(uri, Some(work.path())).await;
+    let http = reqwest::Client::new();
+    let token = login(&http, &url).await;
+    let r: Value = http
+        .post(format!("{url}/api/v1/images"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "big", "path": image.to_str().unwrap()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image_id = r["id"].as_str().expect("image imported").to_owned();
+    let mut linked = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        let vm: Value = http
+            .post(format!("{url}/api/v1/vms"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("linked-{i}"), "image_id": image_id, "vcpus": 1, "memory_mib": 256, "disk_gib": 3}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        linked.push(t.elapsed());
+        assert_eq!(vm["state"], "running", "{vm}");
+        let id = vm["id"].as_str().unwrap();
+        http.delete(format!("{url}/api/v1/vms/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut full = Vec::new();
+    for i in 0..3 {
+        let dest = dir.path().join(format!("full-{i}.qcow2"));
+        let t = Instant::now();
+        run(&[
+            "qemu-img",
+            "convert",
+            "-O",
+            "qcow2",
+            image.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ]);
+        full.push(t.elapsed());
+        std::fs::remove_file(dest).unwrap();
+    }
+    println!("| image | create to `running` with a linked clone (nuaged, whole API call) | full copy of the disk alone (`qemu-img convert`) |");
+    println!("|---|---|---|");
+    println!(
+        "| 2 GiB qcow2, 1 GiB of data, on {uri} | {} (median of 3) | {} (median of 3) |",
+        ms(percentile(&mut linked, 0.5)),
+        ms(percentile(&mut full, 0.5))
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The release `nuaged` binary's resident memory, idle and holding 1,000 servers.
+async fn bench_memory() {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nuaged");
+    assert!(
+        bin.exists(),
+        "build it first: cargo build --release -p nuage-daemon"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("nuage-bench-mem-")
+        .tempdir()
+        .unwrap();
+    let import = dir.path().join("data/import");
+    std::fs::create_dir_all(&import).unwrap();
+    std::fs::File::create(import.join("tiny.raw"))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let mut child = Command::new(&bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--libvirt-uri",
+            "test:///default",
+            "--accel",
+            "tcg",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NUAGE_ADMIN_PASSWORD", PASSWORD)
+        .env("NUAGE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        if let Some(u) = line.trim().strip_prefix("nuaged listening on ") {
+            break u.to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let token = login(&http, &url).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(child.id());
+    let admin = http.patch(format!("{url}/api/v1/users/{}", {
+        let me: Value = http
+            .get(format!("{url}/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["user"]["id"].as_str().unwrap().to_owned()
+    }));
+    admin
+        .bearer_auth(&token)
+        .json(&json!({"quota": {"vcpus": 2000, "memory_mib": 1_000_000, "disk_gib": 2000, "vms": 2000, "snapshots": 0}}))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = http
+        .post(format!("{url}/api/v1/images"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image = r["id"].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    for i in 0..1000 {
+        let r = http
+            .post(format!("{url}/api/v1/vms"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("s{i}"), "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let created = t.elapsed();
+    for _ in 0..20 {
+        http.get(format!("{url}/api/v1/vms"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let loaded = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("| nuaged (release) | idle | with 1,000 servers (created through the API in {:.1} s, listed 20 times) |", created.as_secs_f64());
+    println!("|---|---|---|");
+    println!(
+        "| resident memory (VmRSS) | {:.1} MiB | {:.1} MiB |",
+        idle as f64 / 1024.0,
+        loaded as f64 / 1024.0
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let uri = args
+        .iter()
+        .position(|a| a == "--uri")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "test:///default".into());
+    match args.get(1).map(String::as_str) {
+        Some("list") => bench_list().await,
+        Some("create") => bench_create(&uri).await,
+        Some("memory") => bench_memory().await,
+        _ => eprintln!("usage: nuage-bench <list|create|memory> [--uri URI]"),
+    }
+}
