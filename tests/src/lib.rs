@@ -37,8 +37,9 @@ fn target_dir() -> PathBuf {
 /// Makes sure a libvirtd answers at `qemu:///system`, starting virtlogd and libvirtd if none does
 /// (machines without systemd start nothing by themselves).
 pub fn ensure_libvirtd() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    {
         let answers = || {
             Command::new("virsh")
                 .args(["-c", QEMU_SYSTEM, "uri"])
@@ -51,7 +52,13 @@ pub fn ensure_libvirtd() {
             return;
         }
         for daemon in ["virtlogd", "libvirtd"] {
-            let _ = Command::new(daemon).arg("-d").status();
+            let running = Command::new("pgrep")
+                .args(["-x", daemon])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !running {
+                let _ = Command::new(daemon).arg("-d").status();
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while !answers() {
@@ -61,7 +68,7 @@ pub fn ensure_libvirtd() {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-    });
+    }
 }
 
 /// The test guest's base image, built (or found cached) under `target/test-guest`.
