@@ -2,8 +2,12 @@
 //! back as an [`ApiFailure`] with a sentence for the user; nothing here unwraps network data.
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use nuage_shared::{ErrorBody, ErrorCode, Health, HostInfo, LoginRequest, LoginResponse, API_BASE};
+use nuage_shared::{
+    CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image, LoginRequest, LoginResponse, Me,
+    UpdateVm, Vm, VmAction, API_BASE,
+};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A request that did not succeed, ready to show.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,13 +25,37 @@ impl ApiFailure {
         }
     }
 
+    fn local(message: &str) -> ApiFailure {
+        ApiFailure {
+            code: None,
+            message: message.into(),
+        }
+    }
+
     pub fn is_unauthenticated(&self) -> bool {
         self.code == Some(ErrorCode::Unauthenticated)
     }
 }
 
+fn url(path: &str) -> String {
+    format!("{API_BASE}{path}")
+}
+
 fn with_token(req: RequestBuilder, token: &str) -> RequestBuilder {
     req.header("Authorization", &format!("Bearer {token}"))
+}
+
+async fn failure(resp: Response) -> ApiFailure {
+    match resp.json::<ErrorBody>().await {
+        Ok(body) => ApiFailure {
+            code: Some(body.error.code),
+            message: body.error.message,
+        },
+        Err(_) => ApiFailure::local(&format!(
+            "The daemon answered with status {}.",
+            resp.status()
+        )),
+    }
 }
 
 async fn read<T: DeserializeOwned>(
@@ -35,21 +63,36 @@ async fn read<T: DeserializeOwned>(
 ) -> Result<T, ApiFailure> {
     let resp = resp.map_err(|_| ApiFailure::unreachable())?;
     if resp.ok() {
-        return resp.json::<T>().await.map_err(|_| ApiFailure {
-            code: None,
-            message: "The daemon sent an answer this console does not understand.".into(),
-        });
+        resp.json::<T>().await.map_err(|_| {
+            ApiFailure::local("The daemon sent an answer this console does not understand.")
+        })
+    } else {
+        Err(failure(resp).await)
     }
-    match resp.json::<ErrorBody>().await {
-        Ok(body) => Err(ApiFailure {
-            code: Some(body.error.code),
-            message: body.error.message,
-        }),
-        Err(_) => Err(ApiFailure {
-            code: None,
-            message: format!("The daemon answered with status {}.", resp.status()),
-        }),
+}
+
+async fn read_empty(resp: Result<Response, gloo_net::Error>) -> Result<(), ApiFailure> {
+    let resp = resp.map_err(|_| ApiFailure::unreachable())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        Err(failure(resp).await)
     }
+}
+
+async fn get<T: DeserializeOwned>(path: &str, token: &str) -> Result<T, ApiFailure> {
+    read(with_token(Request::get(&url(path)), token).send().await).await
+}
+
+async fn send_json<B: Serialize, T: DeserializeOwned>(
+    req: RequestBuilder,
+    token: &str,
+    body: &B,
+) -> Result<T, ApiFailure> {
+    let req = with_token(req, token)
+        .json(body)
+        .map_err(|_| ApiFailure::local("Could not encode the request."))?;
+    read(req.send().await).await
 }
 
 /// `GET /healthz` (no token needed); answers with a body on 503 too.
@@ -64,25 +107,62 @@ pub async fn health() -> Result<Health, ApiFailure> {
 }
 
 pub async fn login(username: String, password: String) -> Result<LoginResponse, ApiFailure> {
-    let req = Request::post(&format!("{API_BASE}/auth/login"))
+    let req = Request::post(&url("/auth/login"))
         .json(&LoginRequest { username, password })
-        .map_err(|_| ApiFailure {
-            code: None,
-            message: "Could not encode the request.".into(),
-        })?;
+        .map_err(|_| ApiFailure::local("Could not encode the request."))?;
     read(req.send().await).await
 }
 
 pub async fn logout(token: &str) {
     // Best effort: the console forgets the token whatever the daemon answers.
-    let _ = with_token(Request::post(&format!("{API_BASE}/auth/logout")), token)
+    let _ = with_token(Request::post(&url("/auth/logout")), token)
         .send()
         .await;
 }
 
 pub async fn host(token: &str) -> Result<HostInfo, ApiFailure> {
+    get("/host", token).await
+}
+
+pub async fn me(token: &str) -> Result<Me, ApiFailure> {
+    get("/me", token).await
+}
+
+pub async fn images(token: &str) -> Result<Vec<Image>, ApiFailure> {
+    get("/images", token).await
+}
+
+pub async fn vms(token: &str) -> Result<Vec<Vm>, ApiFailure> {
+    get("/vms", token).await
+}
+
+pub async fn vm(token: &str, id: &str) -> Result<Vm, ApiFailure> {
+    get(&format!("/vms/{id}"), token).await
+}
+
+pub async fn create_vm(token: &str, req: &CreateVm) -> Result<Vm, ApiFailure> {
+    send_json(Request::post(&url("/vms")), token, req).await
+}
+
+pub async fn update_vm(token: &str, id: &str, req: &UpdateVm) -> Result<Vm, ApiFailure> {
+    send_json(Request::patch(&url(&format!("/vms/{id}"))), token, req).await
+}
+
+pub async fn vm_action(token: &str, id: &str, action: VmAction) -> Result<Vm, ApiFailure> {
     read(
-        with_token(Request::get(&format!("{API_BASE}/host")), token)
+        with_token(
+            Request::post(&url(&format!("/vms/{id}/{}", action.name()))),
+            token,
+        )
+        .send()
+        .await,
+    )
+    .await
+}
+
+pub async fn delete_vm(token: &str, id: &str) -> Result<(), ApiFailure> {
+    read_empty(
+        with_token(Request::delete(&url(&format!("/vms/{id}"))), token)
             .send()
             .await,
     )

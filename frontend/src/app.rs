@@ -1,11 +1,18 @@
-//! The shell of the console: the banner, the header, and which page shows.
+//! The shell of the console: the banner, the header with its navigation, and the routes. Every
+//! page needs a session; without one, the sign-in form shows in place of the page asked for (so a
+//! reload or a shared link lands where it pointed once signed in).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
 
 use crate::api;
-use crate::pages::{host::HostPage, login::LoginPage};
-use crate::session::{self, Session};
+use crate::pages::{
+    create::CreateServerPage, host::HostPage, login::LoginPage, server::ServerPage,
+    servers::ServersPage,
+};
+use crate::session::{use_auth, Auth};
 
 /// What the console knows about the daemon before anyone signs in.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +24,8 @@ enum DaemonStatus {
 
 #[component]
 pub fn App() -> impl IntoView {
-    let (session, set_session) = signal(session::load());
+    let auth = Auth::new();
+    provide_context(auth);
     let (status, set_status) = signal(DaemonStatus::Checking);
     spawn_local(async move {
         set_status.set(match api::health().await {
@@ -28,18 +36,6 @@ pub fn App() -> impl IntoView {
             Err(e) => DaemonStatus::Unreachable(e.message),
         });
     });
-
-    let signed_in = move |s: Session| {
-        session::save(&s);
-        set_session.set(Some(s));
-    };
-    let sign_out = move || {
-        if let Some(s) = session.get_untracked() {
-            spawn_local(async move { api::logout(&s.token).await });
-        }
-        session::clear();
-        set_session.set(None);
-    };
 
     view! {
         {move || match status.get() {
@@ -59,20 +55,45 @@ pub fn App() -> impl IntoView {
             }.into_any(),
             _ => ().into_any(),
         }}
+        <Router>
+            <Header/>
+            <main>
+                {move || if auth.session.with(Option::is_none) {
+                    view! { <LoginPage/> }.into_any()
+                } else {
+                    view! {
+                        <Routes fallback=|| view! { <p class="card">"No such page."</p> }>
+                            <Route path=path!("/") view=ServersPage/>
+                            <Route path=path!("/servers/new") view=CreateServerPage/>
+                            <Route path=path!("/servers/:id") view=ServerPage/>
+                            <Route path=path!("/admin/host") view=HostPage/>
+                        </Routes>
+                    }.into_any()
+                }}
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    let auth = use_auth();
+    let sign_out = move |_| {
+        let token = auth.token();
+        spawn_local(async move { api::logout(&token).await });
+        auth.forget();
+    };
+    view! {
         <header class="top">
-            <h1>"Nuage"</h1>
-            {move || session.get().map(|s| view! {
-                <span>
-                    <span class="muted">{s.user.username}" "</span>
-                    <button class="secondary" id="sign-out" on:click=move |_| sign_out()>"Sign out"</button>
-                </span>
+            <h1><A href="/">"Nuage"</A></h1>
+            {move || auth.session.get().map(|s| view! {
+                <nav>
+                    <A href="/">"My servers"</A>
+                    {auth.is_admin().then(|| view! { <A href="/admin/host">"Host"</A> })}
+                    <span class="muted">{s.user.username}</span>
+                    <button class="secondary" id="sign-out" on:click=sign_out>"Sign out"</button>
+                </nav>
             })}
         </header>
-        <main>
-            {move || match session.get() {
-                Some(s) => view! { <HostPage session=s on_expired=sign_out/> }.into_any(),
-                None => view! { <LoginPage on_login=signed_in/> }.into_any(),
-            }}
-        </main>
     }
 }

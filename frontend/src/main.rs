@@ -2,6 +2,8 @@
 
 mod api;
 mod app;
+mod components;
+mod events;
 mod pages;
 mod session;
 

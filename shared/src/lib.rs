@@ -317,6 +317,69 @@ impl VmState {
     }
 }
 
+/// The power actions of `POST /vms/{id}/{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VmAction {
+    /// Boot a stopped server.
+    Start,
+    /// Ask the guest to power off (ACPI); it may take a while, or be ignored by the guest.
+    Shutdown,
+    /// Power off at once.
+    Stop,
+    /// Ask the guest to reboot (ACPI).
+    Reboot,
+    /// Reset the virtual hardware at once.
+    Reset,
+    /// Pause the guest's CPUs, keeping its memory.
+    Suspend,
+    /// Continue a suspended guest.
+    Resume,
+}
+
+impl VmAction {
+    pub const ALL: [VmAction; 7] = [
+        VmAction::Start,
+        VmAction::Shutdown,
+        VmAction::Stop,
+        VmAction::Reboot,
+        VmAction::Reset,
+        VmAction::Suspend,
+        VmAction::Resume,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VmAction::Start => "start",
+            VmAction::Shutdown => "shutdown",
+            VmAction::Stop => "stop",
+            VmAction::Reboot => "reboot",
+            VmAction::Reset => "reset",
+            VmAction::Suspend => "suspend",
+            VmAction::Resume => "resume",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VmAction> {
+        VmAction::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// Whether a server in `state` may take this action: the one table the daemon enforces and
+    /// the console uses to offer buttons.
+    pub fn allowed_in(self, state: VmState) -> bool {
+        use VmAction as A;
+        use VmState as S;
+        matches!(
+            (self, state),
+            (A::Start, S::Stopped)
+                | (A::Shutdown | A::Reboot | A::Reset | A::Suspend, S::Running)
+                | (A::Stop, S::Running | S::Paused | S::Stopping | S::Starting)
+                | (A::Resume, S::Paused)
+        )
+    }
+}
+
 /// A virtual private server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

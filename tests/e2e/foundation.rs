@@ -134,6 +134,14 @@ async fn the_web_console_shows_the_host_in_chromium() {
     browser.screenshot("foundation-01-bad-password").await;
 
     sign_in(&browser, &daemon).await;
+    // Everyone lands on their servers; the host page is an admin's.
+    browser.wait_for(Locator::Id("servers"), 45).await;
+    c.find(Locator::LinkText("Host"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let accel = browser.wait_for(Locator::Id("host-accel"), 45).await;
     assert!(accel.text().await.unwrap().contains("TCG"));
     let hv = c
@@ -152,7 +160,12 @@ async fn the_web_console_shows_the_host_in_chromium() {
 
     // The session survives a reload (a client-side route too), and sign-out ends it.
     c.goto(&daemon.url("/servers/some-route")).await.unwrap();
-    browser.wait_for(Locator::Id("host-accel"), 45).await;
+    let missing = browser.wait_for(Locator::Id("server-error"), 45).await;
+    assert!(missing
+        .text()
+        .await
+        .unwrap()
+        .contains("No such virtual server"));
     c.find(Locator::Id("sign-out"))
         .await
         .unwrap()
@@ -178,6 +191,8 @@ async fn the_web_console_warns_when_the_hypervisor_is_simulated() {
     let banner = browser.wait_for(Locator::Id("simulated-banner"), 45).await;
     assert!(banner.text().await.unwrap().contains("test:///default"));
     sign_in(&browser, &daemon).await;
+    browser.wait_for(Locator::Id("servers"), 45).await;
+    c.goto(&daemon.url("/admin/host")).await.unwrap();
     let hv = browser.wait_for(Locator::Id("host-hypervisor"), 45).await;
     assert!(hv.text().await.unwrap().contains("TEST"));
     browser.screenshot("foundation-03-simulated").await;

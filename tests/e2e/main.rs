@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `nuaged`, a real libvirtd with real guests under TCG, and a real
 //! browser. One test binary; one module per area.
 
+mod console;
 mod foundation;
 mod vps;

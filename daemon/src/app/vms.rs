@@ -21,6 +21,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use nuage_shared::VmAction;
 use nuage_shared::{
     limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event, PendingResize,
     Quota, UpdateVm, Vm, VmState,
@@ -36,66 +37,22 @@ use crate::storage::{self, Seed};
 
 const GIB: u64 = 1 << 30;
 
-/// The power actions of `POST /vms/{id}/{action}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmAction {
-    /// Boot a stopped server.
-    Start,
-    /// Ask the guest to power off (ACPI); it may take a while, or be ignored by the guest.
-    Shutdown,
-    /// Power off at once.
-    Stop,
-    /// Ask the guest to reboot (ACPI).
-    Reboot,
-    /// Reset the virtual hardware at once.
-    Reset,
-    /// Pause the guest's CPUs, keeping its memory.
-    Suspend,
-    /// Continue a suspended guest.
-    Resume,
-}
-
-impl VmAction {
-    pub fn parse(s: &str) -> Option<VmAction> {
-        Some(match s {
-            "start" => VmAction::Start,
-            "shutdown" => VmAction::Shutdown,
-            "stop" => VmAction::Stop,
-            "reboot" => VmAction::Reboot,
-            "reset" => VmAction::Reset,
-            "suspend" => VmAction::Suspend,
-            "resume" => VmAction::Resume,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            VmAction::Start => "start",
-            VmAction::Shutdown => "shutdown",
-            VmAction::Stop => "stop",
-            VmAction::Reboot => "reboot",
-            VmAction::Reset => "reset",
-            VmAction::Suspend => "suspend",
-            VmAction::Resume => "resume",
-        }
-    }
-}
-
 /// The state machine: from which states an action is allowed, the state held while libvirt works,
 /// and the state once the call returned. `None`: the action is not allowed now (409).
 pub fn plan(state: VmState, action: VmAction) -> Option<(VmState, VmState)> {
     use VmAction as A;
     use VmState as S;
-    Some(match (action, state) {
-        (A::Start, S::Stopped) => (S::Starting, S::Running),
+    if !action.allowed_in(state) {
+        return None;
+    }
+    Some(match action {
+        A::Start => (S::Starting, S::Running),
         // The guest powers off when it is ready; libvirt's STOPPED event settles `stopped`.
-        (A::Shutdown, S::Running) => (S::Stopping, S::Stopping),
-        (A::Stop, S::Running | S::Paused | S::Stopping | S::Starting) => (S::Stopping, S::Stopped),
-        (A::Reboot | A::Reset, S::Running) => (S::Running, S::Running),
-        (A::Suspend, S::Running) => (S::Paused, S::Paused),
-        (A::Resume, S::Paused) => (S::Running, S::Running),
-        _ => return None,
+        A::Shutdown => (S::Stopping, S::Stopping),
+        A::Stop => (S::Stopping, S::Stopped),
+        A::Reboot | A::Reset => (S::Running, S::Running),
+        A::Suspend => (S::Paused, S::Paused),
+        A::Resume => (S::Running, S::Running),
     })
 }
 

@@ -5,7 +5,7 @@ use leptos::task::spawn_local;
 use nuage_shared::{Accel, HostInfo};
 
 use crate::api;
-use crate::session::Session;
+use crate::session::use_auth;
 
 #[derive(Clone)]
 enum Load {
@@ -15,17 +15,14 @@ enum Load {
 }
 
 #[component]
-pub fn HostPage(
-    session: Session,
-    on_expired: impl Fn() + Copy + Send + Sync + 'static,
-) -> impl IntoView {
+pub fn HostPage() -> impl IntoView {
+    let auth = use_auth();
     let (state, set_state) = signal(Load::Loading);
-    let token = session.token.clone();
+    let token = auth.token();
     spawn_local(async move {
         match api::host(&token).await {
             Ok(info) => set_state.set(Load::Ready(info)),
-            Err(e) if e.is_unauthenticated() => on_expired(),
-            Err(e) => set_state.set(Load::Failed(e.message)),
+            Err(e) => set_state.set(Load::Failed(auth.explain(e))),
         }
     });
 

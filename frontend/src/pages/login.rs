@@ -4,10 +4,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api;
-use crate::session::Session;
+use crate::session::use_auth;
 
 #[component]
-pub fn LoginPage(on_login: impl Fn(Session) + Copy + Send + Sync + 'static) -> impl IntoView {
+pub fn LoginPage() -> impl IntoView {
+    let auth = use_auth();
     let (username, set_username) = signal(String::new());
     let (password, set_password) = signal(String::new());
     let (error, set_error) = signal(None::<String>);
@@ -24,7 +25,7 @@ pub fn LoginPage(on_login: impl Fn(Session) + Copy + Send + Sync + 'static) -> i
         set_error.set(None);
         spawn_local(async move {
             match api::login(u, p).await {
-                Ok(resp) => on_login(resp.into()),
+                Ok(resp) => auth.signed_in(resp.into()),
                 Err(e) => set_error.set(Some(e.message)),
             }
             set_busy.set(false);

@@ -1,4 +1,7 @@
 //! One module per page.
 
+pub mod create;
 pub mod host;
 pub mod login;
+pub mod server;
+pub mod servers;

@@ -1,0 +1,151 @@
+//! Live updates: the `/api/v1/events` WebSocket, and the pure reducer that applies its messages to
+//! the list of servers on screen.
+
+use nuage_shared::{Event, Vm};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+/// What the page must do after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The list changed (or not) and is up to date.
+    Updated,
+    /// Events were lost: fetch the list again.
+    Reload,
+}
+
+/// Applies one event to `vms` (kept sorted by name, as the daemon lists them).
+pub fn apply(vms: &mut Vec<Vm>, ev: &Event) -> Applied {
+    match ev {
+        Event::VmState { vm_id, state, .. } => {
+            if let Some(vm) = vms.iter_mut().find(|v| &v.id == vm_id) {
+                vm.state = *state;
+            }
+        }
+        Event::VmUpdated { vm } => match vms.iter_mut().find(|v| v.id == vm.id) {
+            Some(existing) => *existing = vm.clone(),
+            None => {
+                vms.push(vm.clone());
+                vms.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+            }
+        },
+        Event::VmDeleted { vm_id } => vms.retain(|v| &v.id != vm_id),
+        Event::Lagged { .. } => return Applied::Reload,
+    }
+    Applied::Updated
+}
+
+/// An open events socket; closing it (or dropping it) stops the updates.
+pub struct EventStream {
+    socket: web_sys::WebSocket,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+}
+
+impl EventStream {
+    /// Opens the socket for `token`; `on_event` receives each message the console understands.
+    pub fn open(token: &str, mut on_event: impl FnMut(Event) + 'static) -> Option<EventStream> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
+        let host = location.host().ok()?;
+        // Browsers cannot set headers on a WebSocket: the token travels as a query parameter.
+        let url = format!(
+            "{scheme}://{host}{}/events?token={token}",
+            nuage_shared::API_BASE
+        );
+        let socket = web_sys::WebSocket::new(&url).ok()?;
+        let on_message =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |msg: web_sys::MessageEvent| {
+                if let Some(text) = msg.data().as_string() {
+                    if let Ok(ev) = serde_json::from_str::<Event>(&text) {
+                        on_event(ev);
+                    }
+                }
+            });
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Some(EventStream {
+            socket,
+            _on_message: on_message,
+        })
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.socket.set_onmessage(None);
+        let _ = self.socket.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nuage_shared::VmState;
+
+    fn vm(id: &str, name: &str, state: VmState) -> Vm {
+        Vm {
+            id: id.into(),
+            name: name.into(),
+            owner_id: "o".into(),
+            host_id: "h".into(),
+            state,
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+            image_id: "i".into(),
+            hostname: name.into(),
+            created_at: String::new(),
+            ip_addresses: vec![],
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn events_update_insert_and_remove_servers() {
+        let mut list = vec![vm("1", "b", VmState::Running)];
+        let state = Event::VmState {
+            vm_id: "1".into(),
+            state: VmState::Stopped,
+            at: String::new(),
+        };
+        assert_eq!(apply(&mut list, &state), Applied::Updated);
+        assert_eq!(list[0].state, VmState::Stopped);
+        apply(
+            &mut list,
+            &Event::VmUpdated {
+                vm: vm("2", "a", VmState::Running),
+            },
+        );
+        assert_eq!(
+            list.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"],
+            "kept sorted by name"
+        );
+        apply(
+            &mut list,
+            &Event::VmUpdated {
+                vm: vm("2", "c", VmState::Paused),
+            },
+        );
+        assert_eq!(list.len(), 2);
+        apply(&mut list, &Event::VmDeleted { vm_id: "1".into() });
+        assert_eq!(list.len(), 1);
+        // An event about a server not on screen changes nothing.
+        apply(
+            &mut list,
+            &Event::VmState {
+                vm_id: "9".into(),
+                state: VmState::Running,
+                at: String::new(),
+            },
+        );
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            apply(&mut list, &Event::Lagged { missed: 3 }),
+            Applied::Reload
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The web console in headless Chromium against the real daemon on qemu:///system with the test
+//! guest: a tenant's whole self-service flow, live updates, and a second tenant who sees nothing
+//! of it. Screenshots of each step go to target/e2e-screenshots/.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use nuage_e2e::{test_guest_image, Browser, Daemon, QEMU_SYSTEM};
+use serde_json::json;
+
+async fn sign_in(browser: &Browser, daemon: &Daemon, user: &str, password: &str) {
+    let c = &browser.client;
+    c.goto(&daemon.base_url).await.unwrap();
+    browser.wait_for(Locator::Id("login-form"), 45).await;
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for(Locator::Id("servers"), 45).await;
+}
+
+/// Waits until the element's text contains `want`.
+async fn wait_text(browser: &Browser, css: &str, want: &str, secs: u64) -> Duration {
+    let start = Instant::now();
+    loop {
+        if let Ok(e) = browser.client.find(Locator::Css(css)).await {
+            if e.text().await.unwrap_or_default().contains(want) {
+                return start.elapsed();
+            }
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let shot = browser
+                .screenshot(&format!("failed-{}", want.replace(' ', "-")))
+                .await;
+            panic!(
+                "{css} never showed {want:?} within {secs} s (screenshot {})",
+                shot.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn set_field(browser: &Browser, id: &str, value: &str) {
+    let input = browser.client.find(Locator::Id(id)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
+    assert!(
+        nuage_e2e::web_dir().is_some(),
+        "dist/ is missing: run `trunk build --release --offline`"
+    );
+    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
+    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
+    let daemon = tokio::task::spawn_blocking(move || {
+        Daemon::start_with(QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", &dir)])
+    })
+    .await
+    .unwrap();
+    let admin = daemon.api(&daemon.admin_token().await);
+    let (status, _) = admin
+        .post(
+            "/api/v1/images",
+            json!({"name": "test-guest", "path": image.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
+    for user in ["alice", "bob"] {
+        let body = json!({"username": user, "password": format!("{user}-password"), "role": "user", "quota": quota});
+        assert_eq!(admin.post("/api/v1/users", body).await.0, 201);
+    }
+
+    let alice = Browser::start().await;
+    let c = &alice.client;
+    sign_in(&alice, &daemon, "alice", "alice-password").await;
+    alice.wait_for(Locator::Id("no-servers"), 30).await;
+    wait_text(&alice, "[data-resource=vCPUs] .quota-numbers", "0 / 2", 30).await;
+    wait_text(
+        &alice,
+        "[data-resource=Servers] .quota-numbers",
+        "0 / 1",
+        30,
+    )
+    .await;
+    alice.screenshot("console-01-empty").await;
+
+    // The form checks as you type and knows what the quota has left.
+    c.find(Locator::Id("new-server"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice.wait_for(Locator::Id("create-form"), 30).await;
+    wait_text(
+        &alice,
+        "#quota-left",
+        "2 vCPU, 512 MiB, 4 GiB, 1 server",
+        30,
+    )
+    .await;
+    set_field(&alice, "name", "Web 1").await;
+    wait_text(&alice, "#name-error", "lowercase", 10).await;
+    set_field(&alice, "memory", "4096").await;
+    wait_text(&alice, "#memory-error", "512 MiB left", 10).await;
+    alice.screenshot("console-02-form-errors").await;
+    set_field(&alice, "name", "web-1").await;
+    set_field(&alice, "memory", "256").await;
+    set_field(&alice, "disk", "1").await;
+    set_field(&alice, "hostname", "browser-made").await;
+    c.find(Locator::Id("create"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let booted = wait_text(&alice, "#server-state", "running", 60).await;
+    eprintln!("from Create to a running server on screen: {booted:.2?}");
+    alice.screenshot("console-03-running").await;
+
+    // Bob, signed in at the same time, sees nothing of it, even with its address.
+    let bob = Browser::start().await;
+    sign_in(&bob, &daemon, "bob", "bob-password").await;
+    bob.wait_for(Locator::Id("no-servers"), 30).await;
+    let url = c.current_url().await.unwrap();
+    bob.client.goto(url.as_str()).await.unwrap();
+    wait_text(&bob, "#server-error", "No such virtual server", 30).await;
+    bob.screenshot("console-04-bob-sees-nothing").await;
+    bob.close().await;
+
+    // A power action from the page, then a change made elsewhere arrives live (no reload).
+    c.find(Locator::Id("action-stop"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&alice, "#server-state", "stopped", 30).await;
+    c.find(Locator::Id("action-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&alice, "#server-state", "running", 60).await;
+    let id = url.path().rsplit('/').next().unwrap().to_owned();
+    let (status, _) = admin
+        .post(&format!("/api/v1/vms/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let live = wait_text(&alice, "#server-state", "stopped", 10).await;
+    eprintln!("a stop made elsewhere showed on the page {live:.2?} after the API answered");
+    alice.screenshot("console-05-stopped-live").await;
+
+    // The list shows it, with the quota used.
+    c.find(Locator::LinkText("My servers"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
+    wait_text(
+        &alice,
+        "[data-resource=Servers] .quota-numbers",
+        "1 / 1",
+        30,
+    )
+    .await;
+    alice.screenshot("console-06-list").await;
+
+    // Delete, with a confirmation.
+    c.find(Locator::LinkText("web-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice
+        .wait_for(Locator::Id("delete"), 30)
+        .await
+        .click()
+        .await
+        .unwrap();
+    alice
+        .wait_for(Locator::Id("confirm-delete"), 10)
+        .await
+        .click()
+        .await
+        .unwrap();
+    alice.wait_for(Locator::Id("no-servers"), 30).await;
+    wait_text(
+        &alice,
+        "[data-resource=Servers] .quota-numbers",
+        "0 / 1",
+        30,
+    )
+    .await;
+    alice.screenshot("console-07-deleted").await;
+    alice.close().await;
+    let (_, vms) = admin.get("/api/v1/vms?all=true").await;
+    assert_eq!(vms, json!([]));
+}
