@@ -48,23 +48,24 @@ pub fn ensure_libvirtd() {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        if answers() {
-            return;
-        }
-        for daemon in ["virtlogd", "libvirtd"] {
-            let running = Command::new("pgrep")
-                .args(["-x", daemon])
+        // A libvirtd that was just told to stop may still be exiting: start a new one only once
+        // no process is left, and keep checking until one answers.
+        let running = |name: &str| {
+            Command::new("pgrep")
+                .args(["-x", name])
                 .output()
-                .is_ok_and(|o| o.status.success());
-            if !running {
-                let _ = Command::new(daemon).arg("-d").status();
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
+                .is_ok_and(|o| o.status.success())
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !answers() {
+            for daemon in ["virtlogd", "libvirtd"] {
+                if !running(daemon) {
+                    let _ = Command::new(daemon).arg("-d").status();
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "libvirtd did not answer at {QEMU_SYSTEM} within 30 s"
+                "libvirtd did not answer at {QEMU_SYSTEM} within 60 s"
             );
             std::thread::sleep(Duration::from_millis(250));
         }
