@@ -3,7 +3,7 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use nuage_shared::{
-    CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image, LoginRequest, LoginResponse, Me,
+    AuditEntry, CreateUser, CreateVm, ErrorBody, ImportImage, UpdateUser, UserDetail, ErrorCode, Health, HostInfo, Image, LoginRequest, LoginResponse, Me,
     UpdateVm, Vm, VmAction, API_BASE,
 };
 use serde::de::DeserializeOwned;
@@ -167,4 +167,50 @@ pub async fn delete_vm(token: &str, id: &str) -> Result<(), ApiFailure> {
             .await,
     )
     .await
+}
+
+pub async fn users(token: &str) -> Result<Vec<UserDetail>, ApiFailure> {
+    get("/users", token).await
+}
+
+pub async fn create_user(token: &str, req: &CreateUser) -> Result<UserDetail, ApiFailure> {
+    send_json(Request::post(&url("/users")), token, req).await
+}
+
+pub async fn update_user(token: &str, id: &str, req: &UpdateUser) -> Result<UserDetail, ApiFailure> {
+    send_json(Request::patch(&url(&format!("/users/{id}"))), token, req).await
+}
+
+pub async fn delete_user(token: &str, id: &str) -> Result<(), ApiFailure> {
+    read_empty(with_token(Request::delete(&url(&format!("/users/{id}"))), token).send().await).await
+}
+
+pub async fn import_image(token: &str, req: &ImportImage) -> Result<Image, ApiFailure> {
+    send_json(Request::post(&url("/images")), token, req).await
+}
+
+pub async fn delete_image(token: &str, id: &str) -> Result<(), ApiFailure> {
+    read_empty(with_token(Request::delete(&url(&format!("/images/{id}"))), token).send().await).await
+}
+
+/// `GET /audit` with its filters (empty strings are left out).
+pub async fn audit(token: &str, user: &str, vm: &str) -> Result<Vec<AuditEntry>, ApiFailure> {
+    let mut query = Vec::new();
+    for (k, v) in [("user", user), ("vm", vm)] {
+        if !v.trim().is_empty() {
+            query.push(format!("{k}={}", js_sys_encode(v.trim())));
+        }
+    }
+    let path = if query.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", query.join("&")) };
+    get(&path, token).await
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn js_sys_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

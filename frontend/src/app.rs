@@ -8,6 +8,7 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
 use crate::api;
+use crate::pages::admin::{AuditPage, ImagesPage, UsersPage};
 use crate::pages::{
     create::CreateServerPage, host::HostPage, login::LoginPage, server::ServerPage,
     servers::ServersPage,
@@ -67,6 +68,9 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("/servers/new") view=CreateServerPage/>
                             <Route path=path!("/servers/:id") view=ServerPage/>
                             <Route path=path!("/admin/host") view=HostPage/>
+                            <Route path=path!("/admin/users") view=UsersPage/>
+                            <Route path=path!("/admin/images") view=ImagesPage/>
+                            <Route path=path!("/admin/audit") view=AuditPage/>
                         </Routes>
                     }.into_any()
                 }}
@@ -89,7 +93,12 @@ fn Header() -> impl IntoView {
             {move || auth.session.get().map(|s| view! {
                 <nav>
                     <A href="/">"My servers"</A>
-                    {auth.is_admin().then(|| view! { <A href="/admin/host">"Host"</A> })}
+                    {auth.is_admin().then(|| view! {
+                        <A href="/admin/users">"Users"</A>
+                        <A href="/admin/images">"Images"</A>
+                        <A href="/admin/audit">"Audit"</A>
+                        <A href="/admin/host">"Host"</A>
+                    })}
                     <span class="muted">{s.user.username}</span>
                     <button class="secondary" id="sign-out" on:click=sign_out>"Sign out"</button>
                 </nav>

@@ -1,5 +1,6 @@
 //! One module per page.
 
+pub mod admin;
 pub mod create;
 pub mod host;
 pub mod login;

@@ -1,0 +1,305 @@
+//! Administration: users with their quotas and usage, images, and the audit log.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use nuage_shared::{AuditEntry, CreateUser, Image, ImportImage, Quota, Role, UpdateUser, UserDetail};
+
+use crate::api;
+use crate::session::use_auth;
+
+/// Five quota fields as typed; `parse` checks them.
+#[derive(Debug, Clone, PartialEq)]
+struct QuotaForm([String; 5]);
+
+impl QuotaForm {
+    fn from(q: Quota) -> QuotaForm {
+        QuotaForm([q.vcpus.to_string(), q.memory_mib.to_string(), q.disk_gib.to_string(), q.vms.to_string(), q.snapshots.to_string()])
+    }
+
+    fn parse(&self) -> Result<Quota, String> {
+        let n = |i: usize, what: &str| self.0[i].trim().parse::<u64>().map_err(|_| format!("{what} is a whole number."));
+        let small = |v: u64, what: &str| u32::try_from(v).map_err(|_| format!("{what} is too large."));
+        Ok(Quota {
+            vcpus: small(n(0, "vCPUs")?, "vCPUs")?,
+            memory_mib: n(1, "Memory")?,
+            disk_gib: n(2, "Disk")?,
+            vms: small(n(3, "Servers")?, "Servers")?,
+            snapshots: small(n(4, "Snapshots")?, "Snapshots")?,
+        })
+    }
+}
+
+const QUOTA_FIELDS: [(&str, &str); 5] =
+    [("q-vcpus", "vCPUs"), ("q-memory", "Memory (MiB)"), ("q-disk", "Disk (GiB)"), ("q-vms", "Servers"), ("q-snapshots", "Snapshots")];
+
+fn quota_inputs(form: RwSignal<QuotaForm>, prefix: &'static str) -> impl IntoView {
+    QUOTA_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, (id, label))| {
+            view! {
+                <label>{*label}
+                    <input id=format!("{prefix}{id}") inputmode="numeric" prop:value=move || form.with(|f| f.0[i].clone())
+                        on:input=move |ev| form.update(|f| f.0[i] = event_target_value(&ev))/>
+                </label>
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let auth = use_auth();
+    let users = RwSignal::new(None::<Vec<UserDetail>>);
+    let error = RwSignal::new(None::<String>);
+    let load = move || {
+        let token = auth.token();
+        spawn_local(async move {
+            match api::users(&token).await {
+                Ok(list) => users.set(Some(list)),
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+        });
+    };
+    load();
+
+    let (username, password, role) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new("user".to_owned()));
+    let quota = RwSignal::new(QuotaForm::from(Quota::DEFAULT));
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        let quota = match quota.get_untracked().parse() {
+            Ok(q) => q,
+            Err(m) => return error.set(Some(m)),
+        };
+        let req = CreateUser {
+            username: username.get_untracked(),
+            password: password.get_untracked(),
+            role: if role.get_untracked() == "admin" { Role::Admin } else { Role::User },
+            quota: Some(quota),
+        };
+        let token = auth.token();
+        spawn_local(async move {
+            match api::create_user(&token, &req).await {
+                Ok(_) => {
+                    username.set(String::new());
+                    password.set(String::new());
+                    load();
+                }
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+        });
+    };
+    let editing = RwSignal::new(None::<(String, RwSignal<QuotaForm>)>);
+    let save_quota = move |_| {
+        let Some((id, form)) = editing.get_untracked() else { return };
+        let quota = match form.get_untracked().parse() {
+            Ok(q) => q,
+            Err(m) => return error.set(Some(m)),
+        };
+        let token = auth.token();
+        spawn_local(async move {
+            match api::update_user(&token, &id, &UpdateUser { quota: Some(quota), ..UpdateUser::default() }).await {
+                Ok(_) => {
+                    editing.set(None);
+                    load();
+                }
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+        });
+    };
+
+    view! {
+        {move || error.get().map(|e| view! { <p class="error-text card" role="alert" id="admin-error">{e}</p> })}
+        <form class="card create" id="user-form" on:submit=create>
+            <h2>"New user"</h2>
+            <div class="row">
+                <label>"Username"<input id="new-username" prop:value=username on:input=move |ev| username.set(event_target_value(&ev)) autocomplete="off"/></label>
+                <label>"Password"<input id="new-password" type="password" prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) autocomplete="new-password"/></label>
+                <label>"Role"
+                    <select id="new-role" on:change=move |ev| role.set(event_target_value(&ev))>
+                        <option value="user" selected=true>"user"</option>
+                        <option value="admin">"admin"</option>
+                    </select>
+                </label>
+            </div>
+            <div class="row">{quota_inputs(quota, "new-")}</div>
+            <button type="submit" id="create-user">"Create user"</button>
+        </form>
+        <section class="card" id="users">
+            <h2>"Users"</h2>
+            {move || users.get().map(|list| view! {
+                <table class="servers">
+                    <thead><tr><th>"User"</th><th>"Role"</th><th>"vCPUs"</th><th>"Memory"</th><th>"Disk"</th><th>"Servers"</th><th></th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|u| {
+                            let (id, q, used) = (u.id.clone(), u.quota, u.usage);
+                            let edit = move |_| editing.set(Some((id.clone(), RwSignal::new(QuotaForm::from(q)))));
+                            let del = {
+                                let id = u.id.clone();
+                                move |_| {
+                                    let (token, id) = (auth.token(), id.clone());
+                                    spawn_local(async move {
+                                        match api::delete_user(&token, &id).await {
+                                            Ok(()) => load(),
+                                            Err(e) => error.set(Some(auth.explain(e))),
+                                        }
+                                    });
+                                }
+                            };
+                            view! {
+                                <tr data-user=u.username.clone()>
+                                    <td>{u.username.clone()}</td>
+                                    <td>{if u.role == Role::Admin { "admin" } else { "user" }}</td>
+                                    <td>{format!("{} / {}", used.vcpus, q.vcpus)}</td>
+                                    <td>{format!("{} / {} MiB", used.memory_mib, q.memory_mib)}</td>
+                                    <td>{format!("{} / {} GiB", used.disk_gib, q.disk_gib)}</td>
+                                    <td>{format!("{} / {}", used.vms, q.vms)}</td>
+                                    <td><button class="secondary" on:click=edit>"Quota…"</button>" "
+                                        <button class="secondary" on:click=del>"Delete"</button></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {move || editing.get().map(|(_, form)| view! {
+                <div class="card" id="quota-editor">
+                    <h3>"Quota"</h3>
+                    <div class="row">{quota_inputs(form, "edit-")}</div>
+                    <button id="save-quota" on:click=save_quota>"Save quota"</button>" "
+                    <button class="secondary" on:click=move |_| editing.set(None)>"Cancel"</button>
+                </div>
+            })}
+        </section>
+    }
+}
+
+#[component]
+pub fn ImagesPage() -> impl IntoView {
+    let auth = use_auth();
+    let images = RwSignal::new(None::<Vec<Image>>);
+    let error = RwSignal::new(None::<String>);
+    let load = move || {
+        let token = auth.token();
+        spawn_local(async move {
+            match api::images(&token).await {
+                Ok(list) => images.set(Some(list)),
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+        });
+    };
+    load();
+    let (name, path, os) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let busy = RwSignal::new(false);
+    let import = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        busy.set(true);
+        let os_label = os.get_untracked();
+        let req = ImportImage { name: name.get_untracked(), path: path.get_untracked(), os: (!os_label.is_empty()).then_some(os_label) };
+        let token = auth.token();
+        spawn_local(async move {
+            match api::import_image(&token, &req).await {
+                Ok(_) => {
+                    name.set(String::new());
+                    path.set(String::new());
+                    load();
+                }
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        {move || error.get().map(|e| view! { <p class="error-text card" role="alert" id="admin-error">{e}</p> })}
+        <form class="card create" id="image-form" on:submit=import>
+            <h2>"Import an image"</h2>
+            <p class="muted">"A qcow2 or raw file inside one of the daemon's import directories (<data-dir>/import by default)."</p>
+            <div class="row">
+                <label>"Name"<input id="image-name" prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/></label>
+                <label>"OS label"<input id="image-os" prop:value=os on:input=move |ev| os.set(event_target_value(&ev))/></label>
+            </div>
+            <label>"Path on the host"<input id="image-path" prop:value=path on:input=move |ev| path.set(event_target_value(&ev))/></label>
+            <button type="submit" id="import-image" disabled=move || busy.get()>{move || if busy.get() { "Importing…" } else { "Import" }}</button>
+        </form>
+        <section class="card" id="images">
+            <h2>"Images"</h2>
+            {move || images.get().map(|list| view! {
+                <table class="servers">
+                    <thead><tr><th>"Name"</th><th>"Format"</th><th>"Size"</th><th>"OS"</th><th></th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|i| {
+                            let id = i.id.clone();
+                            let del = move |_| {
+                                let (token, id) = (auth.token(), id.clone());
+                                spawn_local(async move {
+                                    match api::delete_image(&token, &id).await {
+                                        Ok(()) => load(),
+                                        Err(e) => error.set(Some(auth.explain(e))),
+                                    }
+                                });
+                            };
+                            view! {
+                                <tr data-image=i.name.clone()>
+                                    <td>{i.name.clone()}</td><td>{i.format.clone()}</td>
+                                    <td>{format!("{:.1} GiB", i.virtual_size_bytes as f64 / (1u64 << 30) as f64)}</td>
+                                    <td>{i.os.clone().unwrap_or_default()}</td>
+                                    <td><button class="secondary" on:click=del>"Delete"</button></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+        </section>
+    }
+}
+
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    let auth = use_auth();
+    let entries = RwSignal::new(None::<Vec<AuditEntry>>);
+    let error = RwSignal::new(None::<String>);
+    let (user, vm) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let load = move || {
+        let token = auth.token();
+        let (u, v) = (user.get_untracked(), vm.get_untracked());
+        spawn_local(async move {
+            match api::audit(&token, &u, &v).await {
+                Ok(list) => entries.set(Some(list)),
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+        });
+    };
+    load();
+    view! {
+        {move || error.get().map(|e| view! { <p class="error-text card" role="alert">{e}</p> })}
+        <form class="card" id="audit-filter" on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); load(); }>
+            <h2>"Audit log"</h2>
+            <div class="row">
+                <label>"User (name or id)"<input id="audit-user" prop:value=user on:input=move |ev| user.set(event_target_value(&ev))/></label>
+                <label>"Server id"<input id="audit-vm" prop:value=vm on:input=move |ev| vm.set(event_target_value(&ev))/></label>
+            </div>
+            <button type="submit" class="secondary">"Filter"</button>
+        </form>
+        <section class="card" id="audit">
+            {move || entries.get().map(|list| view! {
+                <table class="servers">
+                    <thead><tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"From"</th><th>"Outcome"</th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|e| view! {
+                            <tr>
+                                <td>{e.at}</td>
+                                <td>{e.username.unwrap_or_default()}</td>
+                                <td>{e.action}{e.resource_id.map(|r| format!(" ({r})"))}</td>
+                                <td class="muted">{e.client.unwrap_or_default()}</td>
+                                <td>{format!("{} {}", e.outcome, e.status.map(|s| s.to_string()).unwrap_or_default())}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+        </section>
+    }
+}
