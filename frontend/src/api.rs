@@ -3,8 +3,8 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use nuage_shared::{
-    AuditEntry, CreateUser, CreateVm, ErrorBody, ImportImage, UpdateUser, UserDetail, ErrorCode, Health, HostInfo, Image, LoginRequest, LoginResponse, Me,
-    UpdateVm, Vm, VmAction, API_BASE,
+    AuditEntry, CreateUser, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image, ImportImage,
+    LoginRequest, LoginResponse, Me, UpdateUser, UpdateVm, UserDetail, Vm, VmAction, API_BASE,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -177,12 +177,21 @@ pub async fn create_user(token: &str, req: &CreateUser) -> Result<UserDetail, Ap
     send_json(Request::post(&url("/users")), token, req).await
 }
 
-pub async fn update_user(token: &str, id: &str, req: &UpdateUser) -> Result<UserDetail, ApiFailure> {
+pub async fn update_user(
+    token: &str,
+    id: &str,
+    req: &UpdateUser,
+) -> Result<UserDetail, ApiFailure> {
     send_json(Request::patch(&url(&format!("/users/{id}"))), token, req).await
 }
 
 pub async fn delete_user(token: &str, id: &str) -> Result<(), ApiFailure> {
-    read_empty(with_token(Request::delete(&url(&format!("/users/{id}"))), token).send().await).await
+    read_empty(
+        with_token(Request::delete(&url(&format!("/users/{id}"))), token)
+            .send()
+            .await,
+    )
+    .await
 }
 
 pub async fn import_image(token: &str, req: &ImportImage) -> Result<Image, ApiFailure> {
@@ -190,7 +199,12 @@ pub async fn import_image(token: &str, req: &ImportImage) -> Result<Image, ApiFa
 }
 
 pub async fn delete_image(token: &str, id: &str) -> Result<(), ApiFailure> {
-    read_empty(with_token(Request::delete(&url(&format!("/images/{id}"))), token).send().await).await
+    read_empty(
+        with_token(Request::delete(&url(&format!("/images/{id}"))), token)
+            .send()
+            .await,
+    )
+    .await
 }
 
 /// `GET /audit` with its filters (empty strings are left out).
@@ -201,7 +215,11 @@ pub async fn audit(token: &str, user: &str, vm: &str) -> Result<Vec<AuditEntry>,
             query.push(format!("{k}={}", js_sys_encode(v.trim())));
         }
     }
-    let path = if query.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", query.join("&")) };
+    let path = if query.is_empty() {
+        "/audit".to_owned()
+    } else {
+        format!("/audit?{}", query.join("&"))
+    };
     get(&path, token).await
 }
 
@@ -209,7 +227,9 @@ pub async fn audit(token: &str, user: &str, vm: &str) -> Result<Vec<AuditEntry>,
 fn js_sys_encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -75,18 +75,66 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     .await
     .unwrap();
     let admin = daemon.api(&daemon.admin_token().await);
-    let (status, _) = admin
-        .post(
-            "/api/v1/images",
-            json!({"name": "test-guest", "path": image.to_str().unwrap()}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
-    for user in ["alice", "bob"] {
-        let body = json!({"username": user, "password": format!("{user}-password"), "role": "user", "quota": quota});
-        assert_eq!(admin.post("/api/v1/users", body).await.0, 201);
+
+    // The admin creates Alice with a quota and imports the test image, in the browser.
+    let admin_ui = Browser::start().await;
+    sign_in(&admin_ui, &daemon, "admin", nuage_e2e::ADMIN_PASSWORD).await;
+    admin_ui
+        .client
+        .find(Locator::LinkText("Users"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    admin_ui.wait_for(Locator::Id("user-form"), 30).await;
+    set_field(&admin_ui, "new-username", "alice").await;
+    set_field(&admin_ui, "new-password", "alice-password").await;
+    for (id, value) in [
+        ("new-q-vcpus", "2"),
+        ("new-q-memory", "512"),
+        ("new-q-disk", "4"),
+        ("new-q-vms", "1"),
+        ("new-q-snapshots", "0"),
+    ] {
+        set_field(&admin_ui, id, value).await;
     }
+    admin_ui
+        .client
+        .find(Locator::Id("create-user"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&admin_ui, "[data-user=alice]", "0 / 512 MiB", 30).await;
+    admin_ui.screenshot("console-00a-admin-users").await;
+    admin_ui
+        .client
+        .find(Locator::LinkText("Images"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    admin_ui.wait_for(Locator::Id("image-form"), 30).await;
+    set_field(&admin_ui, "image-name", "test-guest").await;
+    set_field(&admin_ui, "image-path", image.to_str().unwrap()).await;
+    admin_ui
+        .client
+        .find(Locator::Id("import-image"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&admin_ui, "[data-image=test-guest]", "qcow2", 60).await;
+    admin_ui.screenshot("console-00b-admin-images").await;
+    admin_ui.close().await;
+    let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
+    let body =
+        json!({"username": "bob", "password": "bob-password", "role": "user", "quota": quota});
+    assert_eq!(admin.post("/api/v1/users", body).await.0, 201);
 
     let alice = Browser::start().await;
     let c = &alice.client;

@@ -2,7 +2,9 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use nuage_shared::{AuditEntry, CreateUser, Image, ImportImage, Quota, Role, UpdateUser, UserDetail};
+use nuage_shared::{
+    AuditEntry, CreateUser, Image, ImportImage, Quota, Role, UpdateUser, UserDetail,
+};
 
 use crate::api;
 use crate::session::use_auth;
@@ -13,12 +15,24 @@ struct QuotaForm([String; 5]);
 
 impl QuotaForm {
     fn from(q: Quota) -> QuotaForm {
-        QuotaForm([q.vcpus.to_string(), q.memory_mib.to_string(), q.disk_gib.to_string(), q.vms.to_string(), q.snapshots.to_string()])
+        QuotaForm([
+            q.vcpus.to_string(),
+            q.memory_mib.to_string(),
+            q.disk_gib.to_string(),
+            q.vms.to_string(),
+            q.snapshots.to_string(),
+        ])
     }
 
     fn parse(&self) -> Result<Quota, String> {
-        let n = |i: usize, what: &str| self.0[i].trim().parse::<u64>().map_err(|_| format!("{what} is a whole number."));
-        let small = |v: u64, what: &str| u32::try_from(v).map_err(|_| format!("{what} is too large."));
+        let n = |i: usize, what: &str| {
+            self.0[i]
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{what} is a whole number."))
+        };
+        let small =
+            |v: u64, what: &str| u32::try_from(v).map_err(|_| format!("{what} is too large."));
         Ok(Quota {
             vcpus: small(n(0, "vCPUs")?, "vCPUs")?,
             memory_mib: n(1, "Memory")?,
@@ -29,8 +43,13 @@ impl QuotaForm {
     }
 }
 
-const QUOTA_FIELDS: [(&str, &str); 5] =
-    [("q-vcpus", "vCPUs"), ("q-memory", "Memory (MiB)"), ("q-disk", "Disk (GiB)"), ("q-vms", "Servers"), ("q-snapshots", "Snapshots")];
+const QUOTA_FIELDS: [(&str, &str); 5] = [
+    ("q-vcpus", "vCPUs"),
+    ("q-memory", "Memory (MiB)"),
+    ("q-disk", "Disk (GiB)"),
+    ("q-vms", "Servers"),
+    ("q-snapshots", "Snapshots"),
+];
 
 fn quota_inputs(form: RwSignal<QuotaForm>, prefix: &'static str) -> impl IntoView {
     QUOTA_FIELDS
@@ -63,7 +82,11 @@ pub fn UsersPage() -> impl IntoView {
     };
     load();
 
-    let (username, password, role) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new("user".to_owned()));
+    let (username, password, role) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new("user".to_owned()),
+    );
     let quota = RwSignal::new(QuotaForm::from(Quota::DEFAULT));
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -75,7 +98,11 @@ pub fn UsersPage() -> impl IntoView {
         let req = CreateUser {
             username: username.get_untracked(),
             password: password.get_untracked(),
-            role: if role.get_untracked() == "admin" { Role::Admin } else { Role::User },
+            role: if role.get_untracked() == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            },
             quota: Some(quota),
         };
         let token = auth.token();
@@ -92,14 +119,25 @@ pub fn UsersPage() -> impl IntoView {
     };
     let editing = RwSignal::new(None::<(String, RwSignal<QuotaForm>)>);
     let save_quota = move |_| {
-        let Some((id, form)) = editing.get_untracked() else { return };
+        let Some((id, form)) = editing.get_untracked() else {
+            return;
+        };
         let quota = match form.get_untracked().parse() {
             Ok(q) => q,
             Err(m) => return error.set(Some(m)),
         };
         let token = auth.token();
         spawn_local(async move {
-            match api::update_user(&token, &id, &UpdateUser { quota: Some(quota), ..UpdateUser::default() }).await {
+            match api::update_user(
+                &token,
+                &id,
+                &UpdateUser {
+                    quota: Some(quota),
+                    ..UpdateUser::default()
+                },
+            )
+            .await
+            {
                 Ok(_) => {
                     editing.set(None);
                     load();
@@ -190,14 +228,22 @@ pub fn ImagesPage() -> impl IntoView {
         });
     };
     load();
-    let (name, path, os) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let (name, path, os) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+    );
     let busy = RwSignal::new(false);
     let import = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         error.set(None);
         busy.set(true);
         let os_label = os.get_untracked();
-        let req = ImportImage { name: name.get_untracked(), path: path.get_untracked(), os: (!os_label.is_empty()).then_some(os_label) };
+        let req = ImportImage {
+            name: name.get_untracked(),
+            path: path.get_untracked(),
+            os: (!os_label.is_empty()).then_some(os_label),
+        };
         let token = auth.token();
         spawn_local(async move {
             match api::import_image(&token, &req).await {

@@ -16,6 +16,7 @@ pub fn ServersPage() -> impl IntoView {
     let token = auth.token();
     let vms = RwSignal::new(None::<Vec<Vm>>);
     let me = RwSignal::new(None::<Me>);
+    let image_names = RwSignal::new(std::collections::HashMap::<String, String>::new());
     let error = RwSignal::new(None::<String>);
 
     let reload = {
@@ -23,12 +24,19 @@ pub fn ServersPage() -> impl IntoView {
         move || {
             let token = token.clone();
             spawn_local(async move {
-                match (api::vms(&token).await, api::me(&token).await) {
-                    (Ok(list), Ok(m)) => {
+                match (
+                    api::vms(&token).await,
+                    api::me(&token).await,
+                    api::images(&token).await,
+                ) {
+                    (Ok(list), Ok(m), Ok(images)) => {
+                        image_names.set(images.into_iter().map(|i| (i.id, i.name)).collect());
                         vms.set(Some(list));
                         me.set(Some(m));
                     }
-                    (Err(e), _) | (_, Err(e)) => error.set(Some(auth.explain(e))),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        error.set(Some(auth.explain(e)))
+                    }
                 }
             });
         }
@@ -81,7 +89,7 @@ pub fn ServersPage() -> impl IntoView {
                 }.into_any(),
                 Some(list) => view! {
                     <table class="servers">
-                        <thead><tr><th>"Name"</th><th>"State"</th><th>"Size"</th><th>"Addresses"</th></tr></thead>
+                        <thead><tr><th>"Name"</th><th>"State"</th><th>"Size"</th><th>"Image"</th><th>"Addresses"</th></tr></thead>
                         <tbody>
                             {list.into_iter().map(|vm| {
                                 let (name, href) = (vm.name.clone(), format!("/servers/{}", vm.id));
@@ -90,6 +98,7 @@ pub fn ServersPage() -> impl IntoView {
                                     <td><A href=href>{name}</A></td>
                                     <td><StateBadge state=vm.state/></td>
                                     <td>{format!("{} vCPU · {} MiB · {} GiB", vm.vcpus, vm.memory_mib, vm.disk_gib)}</td>
+                                    <td>{image_names.with(|n| n.get(&vm.image_id).cloned().unwrap_or_else(|| "—".into()))}</td>
                                     <td class="muted">{if vm.ip_addresses.is_empty() { "—".to_owned() } else { vm.ip_addresses.join(", ") }}</td>
                                 </tr>
                             }}).collect_view()}
