@@ -489,6 +489,16 @@ pub fn validate_image_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// `POST /vms/{id}/console`: a single-use ticket for the server's screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleTicket {
+    pub ticket: String,
+    /// The WebSocket to open (relative to the daemon), ticket included.
+    pub url: String,
+    pub expires_at: String,
+}
+
 /// A personal API token as `GET /tokens` lists it (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

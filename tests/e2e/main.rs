@@ -3,4 +3,5 @@
 
 mod console;
 mod foundation;
+mod relay;
 mod vps;

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod host;
 pub mod images;
@@ -47,6 +48,8 @@ pub struct App {
     pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
     /// Failed sign-ins per username and per client address.
     logins: ratelimit::LoginLimiter,
+    /// Console tickets and open console sessions.
+    consoles: console::Consoles,
 }
 
 /// An event and whose server it concerns.

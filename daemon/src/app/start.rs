@@ -121,6 +121,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         auth: auth::Keys::new(&key),
         events: tokio::sync::broadcast::channel(1024).0,
         logins: Default::default(),
+        consoles: Default::default(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! Architecture invariant: no SQL and no libvirt here; every decision is the app layer's.
 
 mod audit;
+mod console;
 pub mod error;
 mod events;
 pub mod extract;
@@ -99,6 +100,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             servers::delete_vm
         ))
         .routes(routes!(servers::vm_action))
+        .routes(routes!(console::console_ticket))
+        .routes(routes!(console::console_ws))
         .routes(routes!(events::events))
         .routes(routes!(openapi_json))
 }

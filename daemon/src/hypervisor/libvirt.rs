@@ -281,6 +281,17 @@ impl Hypervisor for Libvirt {
         })
     }
 
+    fn open_console(&self, name: &str) -> Result<std::os::fd::OwnedFd, HvError> {
+        use std::os::fd::FromRawFd;
+        self.with_conn(|c| {
+            let fd = Self::lookup(c, name)?
+                .open_graphics_fd(0, sys::VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+                .map_err(lv("open the console"))?;
+            // SAFETY: libvirt hands over a fresh descriptor that nothing else owns.
+            Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+        })
+    }
+
     fn subscribe(&self, tx: UnboundedSender<DomainEvent>) -> Result<(), HvError> {
         *self.subscriber.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
         self.with_conn(|c| events::register(c, tx.clone()))

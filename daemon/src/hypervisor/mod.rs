@@ -116,6 +116,10 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Grows a running domain's disk (by target, e.g. `vda`) to `bytes`.
     fn grow_disk_live(&self, name: &str, target: &str, bytes: u64) -> Result<(), HvError>;
 
+    /// A socket connected to the domain's VNC server (libvirt's virDomainOpenGraphicsFD): the
+    /// guest's screen without any TCP port.
+    fn open_console(&self, name: &str) -> Result<std::os::fd::OwnedFd, HvError>;
+
     /// Sends every domain lifecycle event to `tx`, also after a reconnection.
     fn subscribe(
         &self,

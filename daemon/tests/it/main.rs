@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod console;
 mod events;
 mod images;
 mod service;

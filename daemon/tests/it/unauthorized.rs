@@ -22,6 +22,8 @@ enum Other {
     NotFound,
     /// Acts on the caller's own things (must not show or touch the victim's): this status.
     Own(u16),
+    /// Needs a console ticket: every bearer token, good or bad, is 401.
+    Ticket,
 }
 
 const TABLE: &[(&str, &str, Other)] = &[
@@ -50,6 +52,9 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("PATCH", "/api/v1/vms/{id}", Other::NotFound),
     ("DELETE", "/api/v1/vms/{id}", Other::NotFound),
     ("POST", "/api/v1/vms/{id}/{action}", Other::NotFound),
+    ("POST", "/api/v1/vms/{id}/console", Other::NotFound),
+    // Authenticated by its ticket alone (checked before the upgrade); a bearer token is no ticket.
+    ("GET", "/api/v1/vms/{id}/console/ws", Other::Ticket),
     // Without WebSocket upgrade headers an authenticated call is a bad request.
     ("GET", "/api/v1/events", Other::Own(400)),
 ];
@@ -207,6 +212,7 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             Other::Admin => 403,
             Other::NotFound => 404,
             Other::Own(s) => s,
+            Other::Ticket => 401,
             Other::Public => unreachable!(),
         };
         assert_eq!(

@@ -1,0 +1,135 @@
+//! The console relay: `POST /vms/{id}/console` hands out a ticket; `GET /vms/{id}/console/ws`
+//! checks it *before* upgrading, then relays the guest's VNC (RFB) bytes both ways as binary
+//! WebSocket frames, speaking the `binary` subprotocol that websockify and noVNC use. The guest's
+//! VNC server listens on no TCP port: the socket comes from libvirt (virDomainOpenGraphicsFD).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::{SinkExt, StreamExt};
+use nuage_shared::{ConsoleTicket, ErrorBody};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::error::ApiError;
+use super::{ApiResult, AppState};
+use crate::app::console::SessionGuard;
+use crate::app::{Actor, App};
+use crate::db;
+
+/// With no byte either way for this long, the session ends.
+const IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// A single-use ticket, valid 30 s, for this user and this server's screen.
+#[utoipa::path(post, path = "/vms/{id}/console", tag = "servers", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 201, body = ConsoleTicket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn console_ticket(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<ConsoleTicket>)> {
+    let issued = app.console_ticket(&actor, &id).await?;
+    let expires_at = db::rfc3339(time::OffsetDateTime::now_utc() + issued.expires_in);
+    let url = format!(
+        "{}/vms/{id}/console/ws?ticket={}",
+        nuage_shared::API_BASE,
+        issued.ticket
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(ConsoleTicket {
+            ticket: issued.ticket,
+            url,
+            expires_at,
+        }),
+    ))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct WsQuery {
+    /// The ticket from `POST /vms/{id}/console`.
+    ticket: String,
+}
+
+/// The server's screen as a WebSocket of RFB bytes (binary frames, subprotocol `binary`).
+/// The ticket is checked before the upgrade.
+#[utoipa::path(get, path = "/vms/{id}/console/ws", tag = "servers", params(("id" = String, Path), WsQuery),
+    responses((status = 101, description = "Switching to the RFB relay"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn console_ws(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    mut parts: Parts,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|_| {
+        ApiError::from(crate::app::AppError::Unauthenticated(
+            "A console ticket is needed.",
+        ))
+    })?;
+    let (fd, guard) = app.console_open(&id, &q.ticket).await?;
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &app)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let socket = std::os::unix::net::UnixStream::from(fd);
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| crate::app::AppError::internal("console socket", e))?;
+    let vnc = tokio::net::UnixStream::from_std(socket)
+        .map_err(|e| crate::app::AppError::internal("console socket", e))?;
+    tracing::info!(vm = %id, "console session opened");
+    Ok(upgrade
+        .protocols(["binary"])
+        .on_upgrade(move |ws| relay(app, ws, vnc, guard))
+        .into_response())
+}
+
+/// Copies bytes both ways until either side closes or nothing moves for [`IDLE`]. One direction
+/// waits while the other is blocked, so a slow browser slows the guest's updates instead of
+/// filling memory.
+async fn relay(_app: Arc<App>, ws: WebSocket, vnc: tokio::net::UnixStream, _slot: SessionGuard) {
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            read = vnc_rx.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                        break;
+                    }
+                }
+            },
+            msg = ws_rx.next() => match msg {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if vnc_tx.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                // noVNC sends binary; tolerate clients that send text frames of raw bytes.
+                Some(Ok(Message::Text(text))) => {
+                    if vnc_tx.write_all(text.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = tokio::time::sleep(IDLE) => {
+                let _ = ws_tx.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 4000,
+                    reason: "idle for 15 minutes".into(),
+                }))).await;
+                break;
+            }
+        }
+    }
+    tracing::info!("console session closed");
+}

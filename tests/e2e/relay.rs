@@ -1,0 +1,132 @@
+//! The console relay with a real guest: through nuaged's WebSocket, an RFB client completes the
+//! handshake with the guest's VNC server (which listens on no TCP port) and receives ServerInit.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use nuage_e2e::{test_guest_image, Daemon, QEMU_SYSTEM};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads binary frames until `n` bytes have arrived (RFB does not align with frames).
+async fn read_exact(ws: &mut Ws, pending: &mut Vec<u8>, n: usize) -> Vec<u8> {
+    while pending.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("RFB data in time");
+        match msg {
+            Some(Ok(Message::Binary(b))) => pending.extend_from_slice(&b),
+            other => panic!("expected binary RFB data, got {other:?}"),
+        }
+    }
+    pending.drain(..n).collect()
+}
+
+async fn connect(daemon: &Daemon, url_path: &str) -> Result<(Ws, Option<String>), u16> {
+    let url = format!("{}{url_path}", daemon.base_url.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "binary".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, resp)) => {
+            let proto = resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_owned());
+            Ok((ws, proto))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
+    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
+    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
+    let daemon = tokio::task::spawn_blocking(move || {
+        Daemon::start_with(QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", &dir)])
+    })
+    .await
+    .unwrap();
+    let admin = daemon.api(&daemon.admin_token().await);
+    let (_, img) = admin
+        .post(
+            "/api/v1/images",
+            json!({"name": "g", "path": image.to_str().unwrap()}),
+        )
+        .await;
+    let (status, vm) = admin
+        .post("/api/v1/vms", json!({"name": "screen", "image_id": img["id"], "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+        .await;
+    assert_eq!(status, 201);
+    let id = vm["id"].as_str().unwrap().to_owned();
+
+    let (status, ticket) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{ticket}");
+    let url = ticket["url"].as_str().unwrap().to_owned();
+    let (mut ws, proto) = connect(&daemon, &url).await.expect("the relay upgrades");
+    assert_eq!(
+        proto.as_deref(),
+        Some("binary"),
+        "speaks websockify's subprotocol"
+    );
+
+    // RFB 3.8: version, security type None, ClientInit, ServerInit.
+    let mut pending = Vec::new();
+    let version = read_exact(&mut ws, &mut pending, 12).await;
+    assert_eq!(&version, b"RFB 003.008\n");
+    ws.send(Message::Binary(b"RFB 003.008\n".to_vec().into()))
+        .await
+        .unwrap();
+    let count = read_exact(&mut ws, &mut pending, 1).await[0] as usize;
+    let types = read_exact(&mut ws, &mut pending, count).await;
+    assert!(types.contains(&1), "security type None offered: {types:?}");
+    ws.send(Message::Binary(vec![1u8].into())).await.unwrap();
+    assert_eq!(
+        read_exact(&mut ws, &mut pending, 4).await,
+        [0, 0, 0, 0],
+        "security result OK"
+    );
+    ws.send(Message::Binary(vec![1u8].into())).await.unwrap();
+    let init = read_exact(&mut ws, &mut pending, 24).await;
+    let (width, height) = (
+        u16::from_be_bytes([init[0], init[1]]),
+        u16::from_be_bytes([init[2], init[3]]),
+    );
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    let name = String::from_utf8(read_exact(&mut ws, &mut pending, name_len).await).unwrap();
+    eprintln!("guest screen through the relay: {width}x{height}, desktop name {name:?}");
+    assert!(width >= 320 && height >= 200, "{width}x{height}");
+
+    // The ticket was single use.
+    assert_eq!(connect(&daemon, &url).await.err(), Some(401));
+    // At most four sessions per server.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (_, t) = admin
+            .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+            .await;
+        open.push(
+            connect(&daemon, t["url"].as_str().unwrap())
+                .await
+                .expect("within the cap")
+                .0,
+        );
+    }
+    let (_, t) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    assert_eq!(
+        connect(&daemon, t["url"].as_str().unwrap()).await.err(),
+        Some(429)
+    );
+    drop(open);
+    drop(ws);
+}
