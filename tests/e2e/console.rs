@@ -5,33 +5,8 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use nuage_e2e::{test_guest_image, Browser, Daemon, QEMU_SYSTEM};
+use nuage_e2e::{Browser, Daemon};
 use serde_json::json;
-
-async fn sign_in(browser: &Browser, daemon: &Daemon, user: &str, password: &str) {
-    let c = &browser.client;
-    c.goto(&daemon.base_url).await.unwrap();
-    browser.wait_for(Locator::Id("login-form"), 45).await;
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser.wait_for(Locator::Id("servers"), 45).await;
-}
 
 /// Waits until the element's text contains `want`.
 async fn wait_text(browser: &Browser, css: &str, want: &str, secs: u64) -> Duration {
@@ -67,18 +42,16 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         nuage_e2e::web_dir().is_some(),
         "dist/ is missing: run `trunk build --release --offline`"
     );
-    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
-    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
-    let daemon = tokio::task::spawn_blocking(move || {
-        Daemon::start_with(QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", &dir)])
-    })
-    .await
-    .unwrap();
+    let (daemon, image) = tokio::task::spawn_blocking(|| Daemon::start_for_guest(&[]))
+        .await
+        .unwrap();
     let admin = daemon.api(&daemon.admin_token().await);
 
     // The admin creates Alice with a quota and imports the test image, in the browser.
     let admin_ui = Browser::start().await;
-    sign_in(&admin_ui, &daemon, "admin", nuage_e2e::ADMIN_PASSWORD).await;
+    admin_ui
+        .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
+        .await;
     admin_ui
         .client
         .find(Locator::LinkText("Users"))
@@ -138,7 +111,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
 
     let alice = Browser::start().await;
     let c = &alice.client;
-    sign_in(&alice, &daemon, "alice", "alice-password").await;
+    alice.sign_in(&daemon, "alice", "alice-password").await;
     alice.wait_for(Locator::Id("no-servers"), 30).await;
     wait_text(&alice, "[data-resource=vCPUs] .quota-numbers", "0 / 2", 30).await;
     wait_text(
@@ -186,7 +159,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
 
     // Bob, signed in at the same time, sees nothing of it, even with its address.
     let bob = Browser::start().await;
-    sign_in(&bob, &daemon, "bob", "bob-password").await;
+    bob.sign_in(&daemon, "bob", "bob-password").await;
     bob.wait_for(Locator::Id("no-servers"), 30).await;
     let url = c.current_url().await.unwrap();
     bob.client.goto(url.as_str()).await.unwrap();

@@ -70,30 +70,6 @@ async fn the_test_guest_boots_under_tcg_and_reads_its_nocloud_seed() {
     eprintln!("test guest: serial marker after {booted:.1?}");
 }
 
-async fn sign_in(browser: &Browser, daemon: &Daemon) {
-    let c = &browser.client;
-    c.goto(&daemon.base_url).await.unwrap();
-    browser.wait_for(Locator::Id("login-form"), 45).await;
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(nuage_e2e::ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_console_shows_the_host_in_chromium() {
     assert!(
@@ -133,9 +109,10 @@ async fn the_web_console_shows_the_host_in_chromium() {
     assert!(alert.text().await.unwrap().contains("incorrect"));
     browser.screenshot("foundation-01-bad-password").await;
 
-    sign_in(&browser, &daemon).await;
     // Everyone lands on their servers; the host page is an admin's.
-    browser.wait_for(Locator::Id("servers"), 45).await;
+    browser
+        .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
+        .await;
     c.find(Locator::LinkText("Host"))
         .await
         .unwrap()
@@ -190,8 +167,9 @@ async fn the_web_console_warns_when_the_hypervisor_is_simulated() {
     c.goto(&daemon.base_url).await.unwrap();
     let banner = browser.wait_for(Locator::Id("simulated-banner"), 45).await;
     assert!(banner.text().await.unwrap().contains("test:///default"));
-    sign_in(&browser, &daemon).await;
-    browser.wait_for(Locator::Id("servers"), 45).await;
+    browser
+        .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
+        .await;
     c.goto(&daemon.url("/admin/host")).await.unwrap();
     let hv = browser.wait_for(Locator::Id("host-hypervisor"), 45).await;
     assert!(hv.text().await.unwrap().contains("TEST"));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use nuage_e2e::{test_guest_image, Daemon, QEMU_SYSTEM};
+use nuage_e2e::Daemon;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,22 +46,9 @@ async fn connect(daemon: &Daemon, url_path: &str) -> Result<(Ws, Option<String>)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
-    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
-    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
-    let daemon = tokio::task::spawn_blocking(move || {
-        Daemon::start_with(QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", &dir)])
-    })
-    .await
-    .unwrap();
-    let admin = daemon.api(&daemon.admin_token().await);
-    let (_, img) = admin
-        .post(
-            "/api/v1/images",
-            json!({"name": "g", "path": image.to_str().unwrap()}),
-        )
-        .await;
+    let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
     let (status, vm) = admin
-        .post("/api/v1/vms", json!({"name": "screen", "image_id": img["id"], "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+        .post("/api/v1/vms", json!({"name": "screen", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
         .await;
     assert_eq!(status, 201);
     let id = vm["id"].as_str().unwrap().to_owned();

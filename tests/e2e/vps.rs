@@ -2,40 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use nuage_e2e::{domain_xml, domains_under, test_guest_image, Daemon, QEMU_SYSTEM};
+use nuage_e2e::{domain_xml, domains_under, Daemon};
 use serde_json::{json, Value};
-
-/// A daemon that may import the test guest's image, with the image imported; returns the
-/// daemon, an admin API and the image id.
-async fn daemon_with_guest_image(env: &[(&str, &str)]) -> (Daemon, nuage_e2e::Api, String) {
-    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
-    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
-    let mut all_env = vec![("NUAGE_IMPORT_DIRS", dir.as_str())];
-    all_env.extend_from_slice(env);
-    let owned: Vec<(String, String)> = all_env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let daemon = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        Daemon::start_with(QEMU_SYSTEM, &env)
-    })
-    .await
-    .unwrap();
-    let admin = daemon.api(&daemon.admin_token().await);
-    let (status, body) = admin
-        .post(
-            "/api/v1/images",
-            json!({"name": "test-guest", "path": image.to_str().unwrap(), "os": "busybox"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let image_id = body["id"].as_str().unwrap().to_owned();
-    (daemon, admin, image_id)
-}
 
 async fn wait_serial(path: &std::path::Path, marker: &str, timeout: Duration) -> Duration {
     let start = Instant::now();
@@ -54,7 +22,7 @@ async fn wait_serial(path: &std::path::Path, marker: &str, timeout: Duration) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_runs_a_real_server_from_create_to_delete() {
-    let (daemon, admin, image) = daemon_with_guest_image(&[]).await;
+    let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
     let (status, _) = admin
         .post(
@@ -161,7 +129,7 @@ async fn a_tenant_runs_a_real_server_from_create_to_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_killed_in_the_middle_of_a_create_cleans_up_on_restart() {
     let (mut daemon, admin, image) =
-        daemon_with_guest_image(&[("NUAGE_FAILPOINTS", "create-after-define")]).await;
+        Daemon::with_guest_image(&[("NUAGE_FAILPOINTS", "create-after-define")]).await;
     let request = {
         // The daemon dies under this request: its error is expected, so no panicking client.
         let (url, token) = (daemon.url("/api/v1/vms"), daemon.admin_token().await);

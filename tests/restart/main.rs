@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nuage_e2e::{ensure_libvirtd, test_guest_image, Daemon, QEMU_SYSTEM};
+use nuage_e2e::{ensure_libvirtd, Daemon, QEMU_SYSTEM};
 use serde_json::json;
 
 fn libvirtd_answers() -> bool {
@@ -17,22 +17,9 @@ fn libvirtd_answers() -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nuaged_survives_a_libvirtd_restart() {
-    let image = tokio::task::spawn_blocking(test_guest_image).await.unwrap();
-    let dir = image.parent().unwrap().to_str().unwrap().to_owned();
-    let daemon = tokio::task::spawn_blocking(move || {
-        Daemon::start_with(QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", &dir)])
-    })
-    .await
-    .unwrap();
-    let admin = daemon.api(&daemon.admin_token().await);
-    let (_, img) = admin
-        .post(
-            "/api/v1/images",
-            json!({"name": "g", "path": image.to_str().unwrap()}),
-        )
-        .await;
+    let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
     let (status, vm) = admin
-        .post("/api/v1/vms", json!({"name": "survivor", "image_id": img["id"], "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+        .post("/api/v1/vms", json!({"name": "survivor", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
         .await;
     assert_eq!(status, 201, "{vm}");
     let id = vm["id"].as_str().unwrap().to_owned();

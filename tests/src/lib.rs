@@ -243,6 +243,45 @@ impl Daemon {
         }
     }
 
+    /// A daemon on qemu:///system that may import the test guest's image (its folder is an
+    /// import dir), plus `env`; returns it and the image's path.
+    pub fn start_for_guest(env: &[(&str, &str)]) -> (Daemon, PathBuf) {
+        let image = test_guest_image();
+        let dir = image
+            .parent()
+            .expect("the image has a folder")
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_owned();
+        let mut all = vec![("NUAGE_IMPORT_DIRS", dir.as_str())];
+        all.extend_from_slice(env);
+        (Daemon::start_with(QEMU_SYSTEM, &all), image)
+    }
+
+    /// [`Daemon::start_for_guest`] with the image imported; returns the daemon, an admin API and
+    /// the image's id.
+    pub async fn with_guest_image(env: &[(&str, &str)]) -> (Daemon, Api, String) {
+        let owned: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (daemon, image) = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            Daemon::start_for_guest(&env)
+        })
+        .await
+        .expect("the daemon starts");
+        let admin = daemon.api(&daemon.admin_token().await);
+        let body = serde_json::json!({"name": "test-guest", "path": image.to_str().unwrap(), "os": "busybox"});
+        let (status, img) = admin.post("/api/v1/images", body).await;
+        assert_eq!(status, 201, "{img}");
+        let id = img["id"].as_str().expect("an image id").to_owned();
+        (daemon, admin, id)
+    }
+
     /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same
     /// data dir with `env` as its extra environment.
     pub fn kill_and_restart(&mut self, env: &[(&str, &str)]) {
@@ -643,6 +682,38 @@ impl Browser {
                 panic!("{locator:?} did not appear within {secs} s ({err}); screenshot {}; page text:\n{text}", shot.display());
             }
         }
+    }
+
+    /// Opens the console and signs in; waits for the servers page.
+    pub async fn sign_in(&self, daemon: &Daemon, user: &str, password: &str) {
+        use fantoccini::Locator;
+        self.client
+            .goto(&daemon.base_url)
+            .await
+            .expect("open the console");
+        self.wait_for(Locator::Id("login-form"), 45).await;
+        self.client
+            .find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .send_keys(user)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(password)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Id("sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for(Locator::Id("servers"), 45).await;
     }
 
     /// Ends the WebDriver session (closing Chromium) and chromedriver.
