@@ -116,4 +116,64 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     );
     drop(open);
     drop(ws);
+
+    // The sans-I/O client decodes a whole frame of the booted guest's screen.
+    let serial = daemon.data_dir().join("vms").join(&id).join("serial.log");
+    let booted = std::time::Instant::now();
+    while !std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .contains("NUAGE-GUEST-READY")
+    {
+        assert!(
+            booted.elapsed() < Duration::from_secs(90),
+            "the guest did not finish booting"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, t) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    let (mut ws, _) = connect(&daemon, t["url"].as_str().unwrap())
+        .await
+        .expect("a session");
+    let mut client = rfb::Client::new();
+    let started = std::time::Instant::now();
+    let mut bytes = 0usize;
+    let (mut connected, mut framed) = (false, false);
+    while !framed {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a frame in time");
+        let Some(Ok(Message::Binary(data))) = msg else {
+            panic!("relay closed: {msg:?}")
+        };
+        bytes += data.len();
+        for ev in client.receive(&data).expect("a valid RFB stream") {
+            match ev {
+                rfb::Event::Connected { .. } => connected = true,
+                rfb::Event::UpdateDone if connected => framed = true,
+                _ => {}
+            }
+        }
+        let out = client.take_output();
+        if !out.is_empty() {
+            ws.send(Message::Binary(out.into())).await.unwrap();
+        }
+    }
+    let lit = client
+        .framebuffer()
+        .chunks_exact(4)
+        .filter(|p| p[0] > 64 || p[1] > 64 || p[2] > 64)
+        .count();
+    eprintln!(
+        "first full frame: {}x{}, {bytes} bytes in {:.0?}, {lit} lit pixels",
+        client.width(),
+        client.height(),
+        started.elapsed()
+    );
+    assert!(
+        lit > 500,
+        "the guest's screen shows text, not a black frame ({lit} lit pixels)"
+    );
 }

@@ -1,0 +1,529 @@
+//! A sans-I/O RFB (VNC) client, after RFC 6143: feed it the bytes the server sent
+//! ([`Client::receive`]), send what it queued ([`Client::take_output`]), and read the framebuffer
+//! it keeps as RGBA ([`Client::framebuffer`]). It never reads or writes a socket, so the same code
+//! runs natively (tests, benchmarks) and in the browser (behind a WebSocket).
+//!
+//! Like mini-redis's `parse_frame`, every parser returns `Ok(None)` until a whole message has
+//! arrived; nothing is consumed until then. Hostile input gives an [`Error`], never a panic.
+//!
+//! Update requests are pipelined: as soon as a FramebufferUpdate *begins* to arrive, the next
+//! incremental request is queued, before the rectangles are decoded, so the screen's latency is
+//! one network round trip rather than two.
+//!
+//! Supported now: RFB 3.3, 3.7 and 3.8 handshakes with security type None; encodings Raw and
+//! CopyRect; pseudo-encodings DesktopSize and LastRect; Bell and ServerCutText.
+
+use std::fmt;
+
+/// Encodings and pseudo-encodings this client asks for, most preferred first.
+pub const ENCODINGS: [i32; 4] = [ENC_COPY_RECT, ENC_RAW, ENC_DESKTOP_SIZE, ENC_LAST_RECT];
+pub const ENC_RAW: i32 = 0;
+pub const ENC_COPY_RECT: i32 = 1;
+pub const ENC_LAST_RECT: i32 = -224;
+pub const ENC_DESKTOP_SIZE: i32 = -223;
+
+/// The largest framebuffer accepted (a guard against absurd sizes in hostile input).
+pub const MAX_DIMENSION: u16 = 8192;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The server speaks something that is not RFB 3.x.
+    Protocol(String),
+    /// The server offers no security type this client supports, or refused it.
+    Security(String),
+    /// A message this client cannot handle (an encoding it did not ask for, a bad size).
+    Unsupported(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Protocol(m) => write!(f, "RFB protocol error: {m}"),
+            Error::Security(m) => write!(f, "RFB security: {m}"),
+            Error::Unsupported(m) => write!(f, "RFB: unsupported {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What happened, for the view to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake is done: the desktop's size and name.
+    Connected {
+        width: u16,
+        height: u16,
+        name: String,
+    },
+    /// This rectangle of the framebuffer changed (draw only it).
+    Damage {
+        x: u16,
+        y: u16,
+        width: u16,
+        height: u16,
+    },
+    /// A whole FramebufferUpdate has been applied.
+    UpdateDone,
+    /// The desktop changed size; the framebuffer was cleared to the new size.
+    Resized {
+        width: u16,
+        height: u16,
+    },
+    Bell,
+    ClipboardText(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Version,
+    /// 3.3: the server picks a u32 security type.
+    SecurityType33,
+    /// 3.7/3.8: a count and a list of types.
+    SecurityTypes,
+    /// 3.8 (and 3.7 after authentication): a u32 result, then a reason on failure.
+    SecurityResult,
+    ServerInit,
+    /// Normal operation; `rects_left` while inside a FramebufferUpdate.
+    Running {
+        rects_left: u16,
+    },
+    Failed,
+}
+
+/// The client's side of one RFB connection.
+pub struct Client {
+    state: State,
+    minor: u8,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    width: u16,
+    height: u16,
+    /// RGBA, row-major, `width * height * 4` bytes.
+    pixels: Vec<u8>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads big-endian integers from the front of a slice, or says "not yet".
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        self.u32().map(|v| v as i32)
+    }
+}
+
+/// The outcome of trying to parse one message: not enough bytes yet, or consumed `n` bytes.
+type Step = Result<Option<usize>, Error>;
+
+impl Client {
+    pub fn new() -> Client {
+        Client {
+            state: State::Version,
+            minor: 8,
+            input: Vec::new(),
+            output: Vec::new(),
+            width: 0,
+            height: 0,
+            pixels: Vec::new(),
+        }
+    }
+
+    pub fn width(&self) -> u16 {
+        self.width
+    }
+
+    pub fn height(&self) -> u16 {
+        self.height
+    }
+
+    /// The framebuffer as RGBA bytes, row-major.
+    pub fn framebuffer(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Bytes to send to the server, taken (the queue is emptied).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Feeds bytes from the server; returns what happened. After an error, the connection is
+    /// dead: every later call returns the same kind of error.
+    pub fn receive(&mut self, data: &[u8]) -> Result<Vec<Event>, Error> {
+        if self.state == State::Failed {
+            return Err(Error::Protocol("the connection already failed".into()));
+        }
+        self.input.extend_from_slice(data);
+        let mut events = Vec::new();
+        loop {
+            let step = self.step(&mut events);
+            match step {
+                Ok(Some(n)) => {
+                    self.input.drain(..n);
+                }
+                Ok(None) => return Ok(events),
+                Err(e) => {
+                    self.state = State::Failed;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Sends a key (an X11 keysym) down or up.
+    pub fn key(&mut self, keysym: u32, down: bool) {
+        if matches!(self.state, State::Running { .. }) {
+            self.output.extend_from_slice(&[4, down as u8, 0, 0]);
+            self.output.extend_from_slice(&keysym.to_be_bytes());
+        }
+    }
+
+    /// Moves the pointer to (x, y) with `buttons` (bit 0 left, 1 middle, 2 right, 3/4 wheel).
+    pub fn pointer(&mut self, x: u16, y: u16, buttons: u8) {
+        if matches!(self.state, State::Running { .. }) {
+            self.output.push(5);
+            self.output.push(buttons);
+            self.output.extend_from_slice(&x.to_be_bytes());
+            self.output.extend_from_slice(&y.to_be_bytes());
+        }
+    }
+
+    fn request_update(&mut self, incremental: bool) {
+        self.output.push(3);
+        self.output.push(incremental as u8);
+        self.output.extend_from_slice(&[0, 0, 0, 0]);
+        self.output.extend_from_slice(&self.width.to_be_bytes());
+        self.output.extend_from_slice(&self.height.to_be_bytes());
+    }
+
+    fn step(&mut self, events: &mut Vec<Event>) -> Step {
+        let input = std::mem::take(&mut self.input);
+        let result = self.parse(&input, events);
+        self.input = input;
+        result
+    }
+
+    fn parse(&mut self, input: &[u8], events: &mut Vec<Event>) -> Step {
+        let mut r = Reader::new(input);
+        match self.state {
+            State::Version => {
+                let Some(v) = r.take(12) else { return Ok(None) };
+                if &v[..4] != b"RFB " || v[7] != b'.' || v[11] != b'\n' || &v[4..7] != b"003" {
+                    return Err(Error::Protocol(format!(
+                        "not an RFB 3.x greeting: {:?}",
+                        String::from_utf8_lossy(v)
+                    )));
+                }
+                let minor = std::str::from_utf8(&v[8..11])
+                    .ok()
+                    .and_then(|m| m.parse::<u16>().ok())
+                    .ok_or_else(|| Error::Protocol("bad version number".into()))?;
+                // Servers may announce 3.4/3.6 (Apple) or higher minors: speak the best we know.
+                self.minor = match minor {
+                    0..=6 => 3,
+                    7 => 7,
+                    _ => 8,
+                };
+                self.output
+                    .extend_from_slice(format!("RFB 003.00{}\n", self.minor).as_bytes());
+                self.state = if self.minor == 3 {
+                    State::SecurityType33
+                } else {
+                    State::SecurityTypes
+                };
+            }
+            State::SecurityType33 => {
+                let Some(t) = r.u32() else { return Ok(None) };
+                match t {
+                    1 => self.client_init(),
+                    0 => return self.failure(&mut r),
+                    other => {
+                        return Err(Error::Security(format!(
+                            "the server demands security type {other}"
+                        )))
+                    }
+                }
+            }
+            State::SecurityTypes => {
+                let Some(n) = r.u8() else { return Ok(None) };
+                if n == 0 {
+                    return self.failure(&mut r);
+                }
+                let Some(types) = r.take(n as usize) else {
+                    return Ok(None);
+                };
+                if !types.contains(&1) {
+                    return Err(Error::Security(format!(
+                        "no supported security type among {types:?}"
+                    )));
+                }
+                self.output.push(1);
+                if self.minor >= 8 {
+                    self.state = State::SecurityResult;
+                } else {
+                    self.client_init();
+                }
+            }
+            State::SecurityResult => {
+                let Some(result) = r.u32() else {
+                    return Ok(None);
+                };
+                if result != 0 {
+                    return self.failure(&mut r);
+                }
+                self.client_init();
+            }
+            State::ServerInit => {
+                let Some(w) = r.u16() else { return Ok(None) };
+                let Some(h) = r.u16() else { return Ok(None) };
+                let Some(_pixel_format) = r.take(16) else {
+                    return Ok(None);
+                };
+                let Some(len) = r.u32() else { return Ok(None) };
+                if len > 64 * 1024 {
+                    return Err(Error::Protocol("desktop name too long".into()));
+                }
+                let Some(name) = r.take(len as usize) else {
+                    return Ok(None);
+                };
+                self.resize(w, h)?;
+                events.push(Event::Connected {
+                    width: w,
+                    height: h,
+                    name: String::from_utf8_lossy(name).into_owned(),
+                });
+                self.set_pixel_format_and_encodings();
+                self.request_update(false);
+                self.state = State::Running { rects_left: 0 };
+            }
+            State::Running { rects_left: 0 } => return self.server_message(&mut r, events),
+            State::Running { rects_left } => return self.rectangle(&mut r, rects_left, events),
+            State::Failed => return Err(Error::Protocol("the connection already failed".into())),
+        }
+        Ok(Some(r.pos))
+    }
+
+    /// A refusal: a u32 reason length and the reason (3.3 and 3.8), if it has arrived.
+    fn failure(&mut self, r: &mut Reader<'_>) -> Step {
+        let Some(len) = r.u32() else { return Ok(None) };
+        let len = (len as usize).min(64 * 1024);
+        let Some(reason) = r.take(len) else {
+            return Ok(None);
+        };
+        Err(Error::Security(format!(
+            "refused: {}",
+            String::from_utf8_lossy(reason)
+        )))
+    }
+
+    fn client_init(&mut self) {
+        // Shared: other clients (an admin's, say) stay connected.
+        self.output.push(1);
+        self.state = State::ServerInit;
+    }
+
+    /// 32 bits per pixel, depth 24, little endian, true colour, red at bit 0: pixels arrive as
+    /// R, G, B, X bytes, which is RGBA order in memory (alpha set by the decoder).
+    fn set_pixel_format_and_encodings(&mut self) {
+        self.output.extend_from_slice(&[0, 0, 0, 0]);
+        self.output.extend_from_slice(&[32, 24, 0, 1]);
+        self.output.extend_from_slice(&255u16.to_be_bytes());
+        self.output.extend_from_slice(&255u16.to_be_bytes());
+        self.output.extend_from_slice(&255u16.to_be_bytes());
+        self.output.extend_from_slice(&[0, 8, 16, 0, 0, 0]);
+        self.output.extend_from_slice(&[2, 0]);
+        self.output
+            .extend_from_slice(&(ENCODINGS.len() as u16).to_be_bytes());
+        for e in ENCODINGS {
+            self.output.extend_from_slice(&e.to_be_bytes());
+        }
+    }
+
+    fn resize(&mut self, width: u16, height: u16) -> Result<(), Error> {
+        if width > MAX_DIMENSION || height > MAX_DIMENSION {
+            return Err(Error::Unsupported(format!("a {width}x{height} desktop")));
+        }
+        self.width = width;
+        self.height = height;
+        self.pixels = vec![0; width as usize * height as usize * 4];
+        for px in self.pixels.chunks_exact_mut(4) {
+            px[3] = 255;
+        }
+        Ok(())
+    }
+
+    fn server_message(&mut self, r: &mut Reader<'_>, events: &mut Vec<Event>) -> Step {
+        let Some(kind) = r.u8() else { return Ok(None) };
+        match kind {
+            0 => {
+                let Some(_pad) = r.u8() else { return Ok(None) };
+                let Some(n) = r.u16() else { return Ok(None) };
+                // Pipelining: ask for the next update before decoding this one.
+                self.request_update(true);
+                if n == 0 {
+                    events.push(Event::UpdateDone);
+                } else {
+                    self.state = State::Running { rects_left: n };
+                }
+            }
+            1 => {
+                // SetColourMapEntries: not used with true colour; skip it whole.
+                let Some(_) = r.take(3) else { return Ok(None) };
+                let Some(count) = r.u16() else {
+                    return Ok(None);
+                };
+                let Some(_) = r.take(count as usize * 6) else {
+                    return Ok(None);
+                };
+            }
+            2 => events.push(Event::Bell),
+            3 => {
+                let Some(_) = r.take(3) else { return Ok(None) };
+                let Some(len) = r.u32() else { return Ok(None) };
+                if len > 1 << 20 {
+                    return Err(Error::Unsupported("a clipboard larger than 1 MiB".into()));
+                }
+                let Some(text) = r.take(len as usize) else {
+                    return Ok(None);
+                };
+                // RFB clipboard text is Latin-1.
+                events.push(Event::ClipboardText(
+                    text.iter().map(|&b| b as char).collect(),
+                ));
+            }
+            other => return Err(Error::Unsupported(format!("server message type {other}"))),
+        }
+        Ok(Some(r.pos))
+    }
+
+    fn rectangle(&mut self, r: &mut Reader<'_>, rects_left: u16, events: &mut Vec<Event>) -> Step {
+        let (Some(x), Some(y), Some(w), Some(h), Some(enc)) =
+            (r.u16(), r.u16(), r.u16(), r.u16(), r.i32())
+        else {
+            return Ok(None);
+        };
+        let mut left = rects_left - 1;
+        match enc {
+            ENC_LAST_RECT => left = 0,
+            ENC_DESKTOP_SIZE => {
+                self.resize(w, h)?;
+                events.push(Event::Resized {
+                    width: w,
+                    height: h,
+                });
+            }
+            ENC_RAW | ENC_COPY_RECT => {
+                if x as u32 + w as u32 > self.width as u32
+                    || y as u32 + h as u32 > self.height as u32
+                {
+                    return Err(Error::Protocol(format!(
+                        "rectangle {w}x{h}+{x}+{y} outside the {}x{} desktop",
+                        self.width, self.height
+                    )));
+                }
+                if enc == ENC_RAW {
+                    let Some(data) = r.take(w as usize * h as usize * 4) else {
+                        return Ok(None);
+                    };
+                    self.blit_raw(x, y, w, data);
+                } else {
+                    let (Some(sx), Some(sy)) = (r.u16(), r.u16()) else {
+                        return Ok(None);
+                    };
+                    if sx as u32 + w as u32 > self.width as u32
+                        || sy as u32 + h as u32 > self.height as u32
+                    {
+                        return Err(Error::Protocol(
+                            "CopyRect source outside the desktop".into(),
+                        ));
+                    }
+                    self.copy_rect(sx, sy, x, y, w, h);
+                }
+                if w > 0 && h > 0 {
+                    events.push(Event::Damage {
+                        x,
+                        y,
+                        width: w,
+                        height: h,
+                    });
+                }
+            }
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "encoding {other}, which was not asked for"
+                )))
+            }
+        }
+        if left == 0 {
+            events.push(Event::UpdateDone);
+        }
+        self.state = State::Running { rects_left: left };
+        Ok(Some(r.pos))
+    }
+
+    fn blit_raw(&mut self, x: u16, y: u16, w: u16, data: &[u8]) {
+        if w == 0 {
+            return;
+        }
+        let stride = self.width as usize * 4;
+        for (row, src) in data.chunks_exact(w as usize * 4).enumerate() {
+            let start = (y as usize + row) * stride + x as usize * 4;
+            let dst = &mut self.pixels[start..start + src.len()];
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                d[..3].copy_from_slice(&s[..3]);
+                d[3] = 255;
+            }
+        }
+    }
+
+    fn copy_rect(&mut self, sx: u16, sy: u16, x: u16, y: u16, w: u16, h: u16) {
+        let stride = self.width as usize * 4;
+        let len = w as usize * 4;
+        // Overlapping copies must read rows in the direction that does not overwrite the source.
+        let rows: Box<dyn Iterator<Item = usize>> = if y > sy {
+            Box::new((0..h as usize).rev())
+        } else {
+            Box::new(0..h as usize)
+        };
+        for row in rows {
+            let src = (sy as usize + row) * stride + sx as usize * 4;
+            let dst = (y as usize + row) * stride + x as usize * 4;
+            self.pixels.copy_within(src..src + len, dst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
