@@ -25,7 +25,10 @@ fn server_init(width: u16, height: u16, name: &str) -> Vec<u8> {
     s
 }
 
-fn update(rects: &[(u16, u16, u16, u16, i32, Vec<u8>)]) -> Vec<u8> {
+/// x, y, width, height, encoding, and the encoding's bytes.
+type Rect = (u16, u16, u16, u16, i32, Vec<u8>);
+
+fn update(rects: &[Rect]) -> Vec<u8> {
     let mut s = vec![0, 0];
     s.extend_from_slice(&(rects.len() as u16).to_be_bytes());
     for (x, y, w, h, enc, body) in rects {
