@@ -3,8 +3,9 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use nuage_shared::{
-    AuditEntry, CreateUser, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image, ImportImage,
-    LoginRequest, LoginResponse, Me, UpdateUser, UpdateVm, UserDetail, Vm, VmAction, API_BASE,
+    AuditEntry, ConsoleTicket, CreateUser, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image,
+    ImportImage, LoginRequest, LoginResponse, Me, UpdateUser, UpdateVm, UserDetail, Vm, VmAction,
+    API_BASE,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -233,4 +234,14 @@ fn js_sys_encode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A single-use ticket (30 s) for a server's screen.
+pub async fn console_ticket(token: &str, id: &str) -> Result<ConsoleTicket, ApiFailure> {
+    read(
+        with_token(Request::post(&url(&format!("/vms/{id}/console"))), token)
+            .send()
+            .await,
+    )
+    .await
 }

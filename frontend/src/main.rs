@@ -3,6 +3,7 @@
 mod api;
 mod app;
 mod components;
+mod console;
 mod events;
 mod pages;
 mod session;

@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+pub mod keys;
+
 /// Encodings and pseudo-encodings this client asks for, most preferred first.
 pub const ENCODINGS: [i32; 4] = [ENC_COPY_RECT, ENC_RAW, ENC_DESKTOP_SIZE, ENC_LAST_RECT];
 pub const ENC_RAW: i32 = 0;

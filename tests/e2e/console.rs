@@ -157,6 +157,81 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     eprintln!("from Create to a running server on screen: {booted:.2?}");
     alice.screenshot("console-03-running").await;
 
+    // The console: the guest's screen on a canvas, and keys typed there reach the guest.
+    let vm_id = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let serial = daemon
+        .data_dir()
+        .join("vms")
+        .join(&vm_id)
+        .join("serial.log");
+    let booting = Instant::now();
+    while !std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .contains("NUAGE-GUEST-READY")
+    {
+        assert!(
+            booting.elapsed() < Duration::from_secs(90),
+            "the guest did not boot"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.find(Locator::Id("open-console"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&alice, "#console-status", "connected", 30).await;
+    let lit_js = "const c = document.getElementById('console-canvas'); \
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
+        for (let i = 0; i < d.length; i += 4) { if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; } return n;";
+    let drawing = Instant::now();
+    loop {
+        let lit = c
+            .execute(lit_js, vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0);
+        if lit > 500 {
+            eprintln!(
+                "console drew the guest's screen ({lit} lit pixels) {:.2?} after opening",
+                drawing.elapsed()
+            );
+            break;
+        }
+        assert!(
+            drawing.elapsed() < Duration::from_secs(30),
+            "the console stayed black ({lit} lit pixels)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let canvas = c.find(Locator::Id("console-canvas")).await.unwrap();
+    canvas.click().await.unwrap();
+    canvas.send_keys("echo typed ok\u{E007}").await.unwrap();
+    let typing = Instant::now();
+    while !std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim_end().ends_with("typed ok") && !l.contains("echo"))
+    {
+        assert!(
+            typing.elapsed() < Duration::from_secs(30),
+            "the typed command never ran in the guest:\n{}",
+            std::fs::read_to_string(&serial).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alice.screenshot("console-03b-console").await;
+
     // Bob, signed in at the same time, sees nothing of it, even with its address.
     let bob = Browser::start().await;
     bob.sign_in(&daemon, "bob", "bob-password").await;

@@ -6,7 +6,8 @@
 #   NUAGE-GUEST-BOOTED           once userland runs
 #   NUAGE-HOSTNAME=<name>        when a NoCloud `cidata` disk (FAT or ISO) holds a local-hostname
 #   NUAGE-ADDRESS=<ip>           when a NIC got an address by DHCP
-# then keeps a shell on the VGA console (tty1), for console tests.
+# then keeps a shell on the VGA console (tty1), for console tests; the shell's output is copied to
+# the serial port as well.
 #
 # Cached: nothing is rebuilt while this script and the kernel version are unchanged.
 set -euo pipefail

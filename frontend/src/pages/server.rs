@@ -8,6 +8,7 @@ use nuage_shared::{Event, UpdateVm, Vm, VmAction};
 
 use crate::api;
 use crate::components::StateBadge;
+use crate::console::ConsoleView;
 use crate::events::EventStream;
 use crate::session::use_auth;
 
@@ -77,6 +78,19 @@ pub fn ServerPage() -> impl IntoView {
             });
         }
     };
+    let show_console = RwSignal::new(false);
+    // Only a change between "has a screen" and "has none" re-renders the console (not every event).
+    let has_screen = Memo::new(move |_| {
+        vm.with(|v| {
+            v.as_ref().is_some_and(|v| {
+                matches!(
+                    v.state,
+                    nuage_shared::VmState::Running | nuage_shared::VmState::Paused
+                )
+            })
+        })
+    });
+    let console_id = id.clone();
     let sizes = RwSignal::new((String::new(), String::new(), String::new()));
     Effect::new(move |_| {
         if let Some(v) = vm.get() {
@@ -148,8 +162,21 @@ pub fn ServerPage() -> impl IntoView {
             }
         })}
         {move || {
-            let (resize, delete) = (resize.clone(), delete.clone());
+            let (resize, delete, console_id) = (resize.clone(), delete.clone(), console_id.clone());
             vm.get().is_some().then(move || view! {
+            <section class="card" id="console">
+                <h3>"Console"</h3>
+                {move || {
+                    let console_id = console_id.clone();
+                    match (has_screen.get(), show_console.get()) {
+                        (false, _) => view! { <p class="muted">"The screen shows while the server runs."</p> }.into_any(),
+                        (true, false) => view! {
+                            <button id="open-console" on:click=move |_| show_console.set(true)>"Open the console"</button>
+                        }.into_any(),
+                        (true, true) => view! { <ConsoleView vm_id=console_id/> }.into_any(),
+                    }
+                }}
+            </section>
             <form class="card" id="resize-form" on:submit=resize>
                 <h3>"Resize"</h3>
                 <div class="row">
