@@ -260,9 +260,9 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                 class=move || if one_to_one.get() { "screen one-to-one" } else { "screen" }
                 on:keydown=move |ev| key_down(ev, true)
                 on:keyup=move |ev| key_up(ev, false)
-                on:mousemove=move |ev| p1(ev)
-                on:mousedown=move |ev| p2(ev)
-                on:mouseup=move |ev| p3(ev)
+                on:mousemove=p1
+                on:mousedown=p2
+                on:mouseup=p3
                 on:contextmenu=|ev| ev.prevent_default()></canvas>
             <p class="muted">"Click the screen to type into it. Keys travel as keysyms."</p>
         </div>
