@@ -71,6 +71,18 @@ async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, tempfile:
     (app, url, dir)
 }
 
+/// Sends `body` as JSON with the bearer `token` and returns the answer as JSON.
+async fn call(req: reqwest::RequestBuilder, token: &str, body: Value) -> Value {
+    req.bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn login(http: &reqwest::Client, url: &str) -> String {
     let r: Value = http
         .post(format!("{url}/api/v1/auth/login"))
@@ -277,30 +289,18 @@ async fn bench_create(uri: &str) {
     let (_app, url, dir) = serve(uri, Some(work.path())).await;
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
-    let r: Value = http
-        .post(format!("{url}/api/v1/images"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "big", "path": image.to_str().unwrap()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = call(
+        http.post(format!("{url}/api/v1/images")),
+        &token,
+        json!({"name": "big", "path": image.to_str().unwrap()}),
+    )
+    .await;
     let image_id = r["id"].as_str().expect("image imported").to_owned();
     let mut linked = Vec::new();
     for i in 0..3 {
         let t = Instant::now();
-        let vm: Value = http
-            .post(format!("{url}/api/v1/vms"))
-            .bearer_auth(&token)
-            .json(&json!({"name": format!("linked-{i}"), "image_id": image_id, "vcpus": 1, "memory_mib": 256, "disk_gib": 3}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json!({"name": format!("linked-{i}"), "image_id": image_id, "vcpus": 1, "memory_mib": 256, "disk_gib": 3});
+        let vm = call(http.post(format!("{url}/api/v1/vms")), &token, body).await;
         linked.push(t.elapsed());
         assert_eq!(vm["state"], "running", "{vm}");
         let id = vm["id"].as_str().unwrap();
@@ -408,16 +408,12 @@ async fn bench_memory() {
         .send()
         .await
         .unwrap();
-    let r: Value = http
-        .post(format!("{url}/api/v1/images"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = call(
+        http.post(format!("{url}/api/v1/images")),
+        &token,
+        json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}),
+    )
+    .await;
     let image = r["id"].as_str().unwrap().to_owned();
     let t = Instant::now();
     for i in 0..1000 {

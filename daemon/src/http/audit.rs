@@ -24,12 +24,16 @@ pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
-    // Authenticated before the request runs: a logout revokes the very token it came with.
+    let (mut parts, body) = req.into_parts();
+    // Authenticated before the request runs: a logout revokes the very token it came with. The
+    // handler's `Actor` extractor takes this one instead of checking the token a second time.
     let actor = match bearer(&parts) {
         Some(token) => app.authenticate(token).await.ok(),
         None => None,
     };
+    if let Some(a) = &actor {
+        parts.extensions.insert(a.clone());
+    }
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

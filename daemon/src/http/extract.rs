@@ -30,6 +30,10 @@ impl FromRequestParts<Arc<App>> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Actor, ApiError> {
+        // Already authenticated by the audit layer (state-changing requests).
+        if let Some(actor) = parts.extensions.get::<Actor>() {
+            return Ok(actor.clone());
+        }
         let token = bearer(parts).ok_or(AppError::Unauthenticated(
             "Sign in first: this call needs a bearer token.",
         ))?;
