@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use nuage_daemon::app::App;
 use nuage_daemon::config::{AccelSetting, LibvirtTarget, Settings};
+use nuage_e2e::Scratch;
 use nuage_shared::{Image, Vm, VmState};
 use serde_json::{json, Value};
 
@@ -34,16 +35,9 @@ fn p50_p99(samples: &mut [Duration]) -> String {
 }
 
 /// An app on `uri` with a temp data dir, served on loopback; returns it, its URL and the dir.
-async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, tempfile::TempDir) {
-    let dir = tempfile::Builder::new()
-        .prefix("nuage-bench-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )
-    .unwrap();
+async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, Scratch) {
+    // A temp dir QEMU (another user under qemu:///system) can traverse.
+    let dir = Scratch::new("nuage-bench-");
     let mut import_dirs = vec![dir.path().join("data/import")];
     import_dirs.extend(import.map(Path::to_owned));
     let settings = Settings {
@@ -245,15 +239,8 @@ async fn bench_list() {
 /// A 2 GiB image holding 1 GiB of data: create with a linked clone (what nuaged does) beside a
 /// full copy of the image (`qemu-img convert`, what a panel without backing files does).
 async fn bench_create(uri: &str) {
-    let work = tempfile::Builder::new()
-        .prefix("nuage-bench-img-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        work.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )
-    .unwrap();
+    // A temp dir QEMU (another user under qemu:///system) can traverse.
+    let work = Scratch::new("nuage-bench-img-");
     let raw = work.path().join("img.raw");
     let image = work.path().join("img.qcow2");
     let run = |args: &[&str]| {

@@ -52,14 +52,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     admin_ui
         .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
         .await;
-    admin_ui
-        .client
-        .find(Locator::LinkText("Users"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    admin_ui.click(Locator::LinkText("Users")).await;
     admin_ui.wait_for(Locator::Id("user-form"), 30).await;
     set_field(&admin_ui, "new-username", "alice").await;
     set_field(&admin_ui, "new-password", "alice-password").await;
@@ -72,35 +65,14 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     ] {
         set_field(&admin_ui, id, value).await;
     }
-    admin_ui
-        .client
-        .find(Locator::Id("create-user"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    admin_ui.click(Locator::Id("create-user")).await;
     wait_text(&admin_ui, "[data-user=alice]", "0 / 512 MiB", 30).await;
     admin_ui.screenshot("console-00a-admin-users").await;
-    admin_ui
-        .client
-        .find(Locator::LinkText("Images"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    admin_ui.click(Locator::LinkText("Images")).await;
     admin_ui.wait_for(Locator::Id("image-form"), 30).await;
     set_field(&admin_ui, "image-name", "test-guest").await;
     set_field(&admin_ui, "image-path", image.to_str().unwrap()).await;
-    admin_ui
-        .client
-        .find(Locator::Id("import-image"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    admin_ui.click(Locator::Id("import-image")).await;
     wait_text(&admin_ui, "[data-image=test-guest]", "qcow2", 60).await;
     admin_ui.screenshot("console-00b-admin-images").await;
     admin_ui.close().await;
@@ -124,12 +96,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.screenshot("console-01-empty").await;
 
     // The form checks as you type and knows what the quota has left.
-    c.find(Locator::Id("new-server"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::Id("new-server")).await;
     alice.wait_for(Locator::Id("create-form"), 30).await;
     wait_text(
         &alice,
@@ -147,12 +114,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     set_field(&alice, "memory", "256").await;
     set_field(&alice, "disk", "1").await;
     set_field(&alice, "hostname", "browser-made").await;
-    c.find(Locator::Id("create"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::Id("create")).await;
     let booted = wait_text(&alice, "#server-state", "running", 60).await;
     eprintln!("from Create to a running server on screen: {booted:.2?}");
     alice.screenshot("console-03-running").await;
@@ -183,12 +145,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    c.find(Locator::Id("open-console"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::Id("open-console")).await;
     wait_text(&alice, "#console-status", "connected", 30).await;
     let lit_js = "const c = document.getElementById('console-canvas'); \
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
@@ -243,19 +200,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     bob.close().await;
 
     // A power action from the page, then a change made elsewhere arrives live (no reload).
-    c.find(Locator::Id("action-stop"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::Id("action-stop")).await;
     wait_text(&alice, "#server-state", "stopped", 30).await;
-    c.find(Locator::Id("action-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::Id("action-start")).await;
     wait_text(&alice, "#server-state", "running", 60).await;
     let id = url.path().rsplit('/').next().unwrap().to_owned();
     let (status, _) = admin
@@ -267,12 +214,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.screenshot("console-05-stopped-live").await;
 
     // The list shows it, with the quota used.
-    c.find(Locator::LinkText("My servers"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::LinkText("My servers")).await;
     wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
     wait_text(
         &alice,
@@ -284,12 +226,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.screenshot("console-06-list").await;
 
     // Delete, with a confirmation.
-    c.find(Locator::LinkText("web-1"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    alice.click(Locator::LinkText("web-1")).await;
     alice
         .wait_for(Locator::Id("delete"), 30)
         .await

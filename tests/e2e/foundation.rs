@@ -97,12 +97,7 @@ async fn the_web_console_shows_the_host_in_chromium() {
         .send_keys("wrong")
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Id("sign-in")).await;
     let alert = browser
         .wait_for(Locator::Css("#login-form [role=alert]"), 30)
         .await;
@@ -113,12 +108,7 @@ async fn the_web_console_shows_the_host_in_chromium() {
     browser
         .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
         .await;
-    c.find(Locator::LinkText("Host"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Host")).await;
     let accel = browser.wait_for(Locator::Id("host-accel"), 45).await;
     assert!(accel.text().await.unwrap().contains("TCG"));
     let hv = c
@@ -143,12 +133,7 @@ async fn the_web_console_shows_the_host_in_chromium() {
         .await
         .unwrap()
         .contains("No such virtual server"));
-    c.find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Id("sign-out")).await;
     browser.wait_for(Locator::Id("login-form"), 30).await;
     browser.close().await;
 }

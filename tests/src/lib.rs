@@ -684,6 +684,20 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `locator` finds now (it must be on the page).
+    pub async fn click(&self, locator: fantoccini::Locator<'_>) {
+        let what = format!("{locator:?}");
+        let element = self
+            .client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{what} is not on the page: {e}"));
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {what}: {e}"));
+    }
+
     /// Opens the console and signs in; waits for the servers page.
     pub async fn sign_in(&self, daemon: &Daemon, user: &str, password: &str) {
         use fantoccini::Locator;
