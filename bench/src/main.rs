@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nuage_daemon::app::App;
-use nuage_daemon::config::{AccelSetting, LibvirtTarget, Settings};
+use nuage_daemon::config::{AccelSetting, HostPolicy, LibvirtTarget, NetworkMode, Settings};
 use nuage_e2e::Scratch;
 use nuage_shared::{Image, Vm, VmState};
 use serde_json::{json, Value};
@@ -48,6 +48,14 @@ async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, Scratch) 
         import_dirs,
         web_dir: None,
         admin_password: Some(PASSWORD.into()),
+        host: HostPolicy {
+            // libvirt's simulated host has 3 GiB and 16 CPUs: let the benchmark's thousands of
+            // small servers be admitted there.
+            cpu_overcommit: 1000.0,
+            memory_overcommit: 1000.0,
+            network_mode: NetworkMode::Isolated,
+            ..HostPolicy::default()
+        },
     };
     let app = Arc::new(
         tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings))
@@ -165,6 +173,9 @@ async fn bench_list() {
                         created_at: "2026-01-01T00:00:00Z".into(),
                         ip_addresses: vec![],
                         pending: None,
+                        mac_address: None,
+                        limits: Default::default(),
+                        limit_overrides: Default::default(),
                     };
                     nuage_daemon::db::vms::insert(&tx, &vm)?;
                 }

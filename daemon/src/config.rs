@@ -48,13 +48,190 @@ pub struct Cli {
     /// <exe>/../../dist, ./dist, /usr/share/nuage/web that exists].
     #[arg(long, env = "NUAGE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
-    /// A TOML file with any of the settings above (keys as the flags, with '_' for '-').
+    /// A TOML file with any of the settings above (keys as the flags, with '_' for '-'; the host
+    /// policy's keys go in a `[host]` table).
     #[arg(long, env = "NUAGE_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: HostPolicyArgs,
     /// The password of the `admin` user created on first start (environment only, so it never
     /// shows in a process listing); generated and printed once when unset.
     #[arg(skip = std::env::var("NUAGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()))]
     pub admin_password: Option<String>,
+}
+
+/// `--network-mode`: how the daemon's libvirt network reaches the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Guests reach outside through the host (libvirt's NAT forwarding).
+    Nat,
+    /// Host and guests only, no forwarding (tests).
+    Isolated,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Nat => "nat",
+            NetworkMode::Isolated => "isolated",
+        }
+    }
+}
+
+/// The host's resource policy: overcommit, per-server limits, networking, metrics. Flags, or a
+/// `[host]` table in the TOML file.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPolicyArgs {
+    /// vCPUs that may be allocated per host CPU [default: 4].
+    #[arg(long, env = "NUAGE_CPU_OVERCOMMIT")]
+    pub cpu_overcommit: Option<f64>,
+    /// Memory that may be allocated per MiB of host memory [default: 1, no overcommit].
+    #[arg(long, env = "NUAGE_MEMORY_OVERCOMMIT")]
+    pub memory_overcommit: Option<f64>,
+    /// Disk GiB that may be allocated per GiB of the data dir's file system [default: 1].
+    #[arg(long, env = "NUAGE_DISK_OVERCOMMIT")]
+    pub disk_overcommit: Option<f64>,
+    /// Host memory kept for the host itself, never allocated to servers [default: 512].
+    #[arg(long, env = "NUAGE_RESERVED_MEMORY_MIB")]
+    pub reserved_memory_mib: Option<u64>,
+    /// What a server's QEMU process may use beyond the guest's memory before the host's memory
+    /// cgroup stops it [default: 256].
+    #[arg(long, env = "NUAGE_MEMORY_OVERHEAD_MIB")]
+    pub memory_overhead_mib: Option<u64>,
+    /// Hard CPU cap per vCPU in percent of a core, 0 for none [default: 0].
+    #[arg(long, env = "NUAGE_CPU_CAP_PERCENT")]
+    pub cpu_cap_percent: Option<u32>,
+    /// Disk I/O operations per second per server, 0 for unlimited [default: 2000].
+    #[arg(long, env = "NUAGE_DISK_IOPS")]
+    pub disk_iops: Option<u64>,
+    /// Disk bytes per second per server, 0 for unlimited [default: 209715200, 200 MiB/s].
+    #[arg(long, env = "NUAGE_DISK_BYTES_PER_SEC")]
+    pub disk_bytes_per_sec: Option<u64>,
+    /// Network rate into and out of each server in KiB/s, 0 for unlimited [default: 12500,
+    /// 100 Mbit/s].
+    #[arg(long, env = "NUAGE_NET_KIB_PER_SEC")]
+    pub net_kib_per_sec: Option<u64>,
+    /// The daemon's libvirt network [default: nat].
+    #[arg(long, env = "NUAGE_NETWORK_MODE", value_enum)]
+    pub network_mode: Option<NetworkMode>,
+    /// Its name [default: nuage-<first 8 characters of the daemon's id>].
+    #[arg(long, env = "NUAGE_NETWORK_NAME")]
+    pub network_name: Option<String>,
+    /// Its IPv4 /24 (e.g. 10.77.0.0/24) [default: a free 10.x.y.0/24 chosen on first start].
+    #[arg(long, env = "NUAGE_NETWORK_CIDR")]
+    pub network_cidr: Option<String>,
+    /// Seconds between two usage samples of every server [default: 10].
+    #[arg(long, env = "NUAGE_METRICS_INTERVAL")]
+    pub metrics_interval: Option<u64>,
+}
+
+/// The resolved host policy.
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub disk_overcommit: f64,
+    pub reserved_memory_mib: u64,
+    pub memory_overhead_mib: u64,
+    pub cpu_cap_percent: u32,
+    pub disk_iops: u64,
+    pub disk_bytes_per_sec: u64,
+    pub net_kib_per_sec: u64,
+    pub network_mode: NetworkMode,
+    pub network_name: Option<String>,
+    /// The /24's first three octets, when the operator chose one.
+    pub network_prefix: Option<[u8; 3]>,
+    pub metrics_interval: std::time::Duration,
+}
+
+impl Default for HostPolicy {
+    /// The built-in defaults.
+    fn default() -> HostPolicy {
+        HostPolicyArgs::default()
+            .resolve()
+            .expect("the built-in defaults are valid")
+    }
+}
+
+impl HostPolicyArgs {
+    fn or(self, file: HostPolicyArgs) -> HostPolicyArgs {
+        HostPolicyArgs {
+            cpu_overcommit: self.cpu_overcommit.or(file.cpu_overcommit),
+            memory_overcommit: self.memory_overcommit.or(file.memory_overcommit),
+            disk_overcommit: self.disk_overcommit.or(file.disk_overcommit),
+            reserved_memory_mib: self.reserved_memory_mib.or(file.reserved_memory_mib),
+            memory_overhead_mib: self.memory_overhead_mib.or(file.memory_overhead_mib),
+            cpu_cap_percent: self.cpu_cap_percent.or(file.cpu_cap_percent),
+            disk_iops: self.disk_iops.or(file.disk_iops),
+            disk_bytes_per_sec: self.disk_bytes_per_sec.or(file.disk_bytes_per_sec),
+            net_kib_per_sec: self.net_kib_per_sec.or(file.net_kib_per_sec),
+            network_mode: self.network_mode.or(file.network_mode),
+            network_name: self.network_name.or(file.network_name),
+            network_cidr: self.network_cidr.or(file.network_cidr),
+            metrics_interval: self.metrics_interval.or(file.metrics_interval),
+        }
+    }
+
+    fn resolve(self) -> Result<HostPolicy, String> {
+        let ratio = |name: &str, v: Option<f64>, default: f64| match v {
+            None => Ok(default),
+            Some(r) if r.is_finite() && r > 0.0 && r <= 1000.0 => Ok(r),
+            Some(r) => Err(format!("{name} must be above 0 and at most 1000, not {r}")),
+        };
+        let network_prefix = match &self.network_cidr {
+            None => None,
+            Some(c) => Some(parse_cidr24(c)?),
+        };
+        if let Some(n) = &self.network_name {
+            let ok = (1..=32).contains(&n.len())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(format!(
+                    "network name {n:?}: 1-32 letters, digits, '-' or '_'"
+                ));
+            }
+        }
+        let cap = self.cpu_cap_percent.unwrap_or(0);
+        if cap > 100 {
+            return Err(format!(
+                "cpu cap {cap}%: at most 100 (per vCPU), 0 for none"
+            ));
+        }
+        let interval = self.metrics_interval.unwrap_or(10);
+        if !(1..=3600).contains(&interval) {
+            return Err(format!("metrics interval {interval} s: 1 to 3600"));
+        }
+        Ok(HostPolicy {
+            cpu_overcommit: ratio("cpu overcommit", self.cpu_overcommit, 4.0)?,
+            memory_overcommit: ratio("memory overcommit", self.memory_overcommit, 1.0)?,
+            disk_overcommit: ratio("disk overcommit", self.disk_overcommit, 1.0)?,
+            reserved_memory_mib: self.reserved_memory_mib.unwrap_or(512),
+            memory_overhead_mib: self.memory_overhead_mib.unwrap_or(256),
+            cpu_cap_percent: cap,
+            disk_iops: self.disk_iops.unwrap_or(2000),
+            disk_bytes_per_sec: self.disk_bytes_per_sec.unwrap_or(200 << 20),
+            net_kib_per_sec: self.net_kib_per_sec.unwrap_or(12_500),
+            network_mode: self.network_mode.unwrap_or(NetworkMode::Nat),
+            network_name: self.network_name,
+            network_prefix,
+            metrics_interval: std::time::Duration::from_secs(interval),
+        })
+    }
+}
+
+/// `10.77.3.0/24` → `[10, 77, 3]`. Only /24s: the pool is `.2`-`.254`.
+pub fn parse_cidr24(c: &str) -> Result<[u8; 3], String> {
+    let bad = || format!("network {c:?}: give an IPv4 /24 such as 10.77.0.0/24");
+    let (addr, len) = c.split_once('/').ok_or_else(bad)?;
+    let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let o = ip.octets();
+    if len != "24" || o[3] != 0 {
+        return Err(bad());
+    }
+    Ok([o[0], o[1], o[2]])
 }
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -67,6 +244,8 @@ struct FileSettings {
     accel: Option<AccelSetting>,
     import_dirs: Option<Vec<PathBuf>>,
     web_dir: Option<PathBuf>,
+    #[serde(default)]
+    host: HostPolicyArgs,
 }
 
 /// Where the libvirt URI came from decides what happens when it does not answer.
@@ -91,6 +270,7 @@ pub struct Settings {
     pub web_dir: Option<PathBuf>,
     /// Used only on first start, when there are no users yet.
     pub admin_password: Option<String>,
+    pub host: HostPolicy,
 }
 
 impl Settings {
@@ -137,7 +317,9 @@ impl Settings {
             }
             None => default_web_dir(),
         };
+        let host = cli.host.or(file.host).resolve()?;
         Ok(Settings {
+            host,
             listen,
             data_dir,
             libvirt,
@@ -222,6 +404,34 @@ mod tests {
         let err = Settings::resolve(cli(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.contains("listne"), "{err}");
         assert!(Cli::try_parse_from(["nuaged", "--accel", "xen"]).is_err());
+    }
+
+    #[test]
+    fn host_policy_has_defaults_and_checks_values() {
+        let p = Settings::resolve(cli(&[])).unwrap().host;
+        assert_eq!((p.cpu_overcommit, p.memory_overcommit), (4.0, 1.0));
+        assert_eq!(p.network_mode, NetworkMode::Nat);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nuage.toml");
+        std::fs::write(
+            &file,
+            "[host]\ncpu_overcommit = 2.5\nnetwork_cidr = \"10.9.8.0/24\"\n",
+        )
+        .unwrap();
+        let p = Settings::resolve(cli(&["--config", file.to_str().unwrap()]))
+            .unwrap()
+            .host;
+        assert_eq!(p.cpu_overcommit, 2.5);
+        assert_eq!(p.network_prefix, Some([10, 9, 8]));
+        for bad in [
+            &["--cpu-overcommit", "0"][..],
+            &["--network-cidr", "10.0.0.0/16"],
+            &["--network-cidr", "10.0.0.7/24"],
+            &["--cpu-cap-percent", "150"],
+            &["--network-name", "a b"],
+        ] {
+            assert!(Settings::resolve(cli(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -23,13 +23,15 @@ pub fn apply(vms: &mut Vec<Vm>, ev: &Event) -> Applied {
             }
         }
         Event::VmUpdated { vm } => match vms.iter_mut().find(|v| v.id == vm.id) {
-            Some(existing) => *existing = vm.clone(),
+            Some(existing) => *existing = (**vm).clone(),
             None => {
-                vms.push(vm.clone());
+                vms.push((**vm).clone());
                 vms.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
             }
         },
         Event::VmDeleted { vm_id } => vms.retain(|v| &v.id != vm_id),
+        // Usage samples change no row of the list; the server page draws them.
+        Event::Metrics { .. } => {}
         Event::Lagged { .. } => return Applied::Reload,
     }
     Applied::Updated
@@ -100,6 +102,9 @@ mod tests {
             created_at: String::new(),
             ip_addresses: vec![],
             pending: None,
+            mac_address: None,
+            limits: Default::default(),
+            limit_overrides: Default::default(),
         }
     }
 
@@ -116,7 +121,7 @@ mod tests {
         apply(
             &mut list,
             &Event::VmUpdated {
-                vm: vm("2", "a", VmState::Running),
+                vm: Box::new(vm("2", "a", VmState::Running)),
             },
         );
         assert_eq!(
@@ -127,7 +132,7 @@ mod tests {
         apply(
             &mut list,
             &Event::VmUpdated {
-                vm: vm("2", "c", VmState::Paused),
+                vm: Box::new(vm("2", "c", VmState::Paused)),
             },
         );
         assert_eq!(list.len(), 2);

@@ -84,7 +84,7 @@ pub struct Health {
 }
 
 /// `GET /api/v1/host`: what this host is and what runs the guests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInfo {
     pub hostname: String,
@@ -97,6 +97,175 @@ pub struct HostInfo {
     /// Logical CPUs of the host.
     pub cpus: u32,
     pub memory_mib: u64,
+    /// What the host can hold, what is allocated, and the overcommit ratios in force.
+    pub capacity: HostCapacity,
+    /// The libvirt network the servers are attached to, and its address pool.
+    pub network: NetworkInfo,
+}
+
+/// The host's capacity for servers: physical resources times the overcommit ratio, and what the
+/// servers on this host have been given. A create, resize or import beyond it is refused with
+/// `507 insufficient_capacity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostCapacity {
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub disk_overcommit: f64,
+    /// Memory kept for the host itself, not given to servers.
+    pub reserved_memory_mib: u64,
+    /// Size of the file system holding the servers' disks, and what is free on it now.
+    pub disk_total_gib: u64,
+    pub disk_free_gib: u64,
+    /// How much can be allocated (physical × ratio, less the reserve).
+    pub limit: Allocation,
+    /// How much the servers on this host hold now.
+    pub allocated: Allocation,
+}
+
+/// Resources given to servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Allocation {
+    pub vcpus: u64,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub vms: u64,
+}
+
+/// The daemon's own libvirt network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetworkInfo {
+    pub name: String,
+    /// `nat` (guests reach outside through the host) or `isolated` (host and guests only).
+    pub mode: String,
+    /// e.g. `10.77.12.0/24`; the host is `.1`, servers get `.2` upwards.
+    pub cidr: String,
+    pub addresses_total: u32,
+    pub addresses_used: u32,
+    /// Whether NIC rate limits (`<bandwidth>`) are enforced on this host; when not, why.
+    pub bandwidth_limits: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_note: Option<String>,
+}
+
+/// The limits the host enforces on one server (`GET /vms/{id}`), from its size, the host's policy
+/// and any override an admin set on its owner or on the server. Rates of 0 mean unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResourceLimits {
+    /// CPU weight against other servers when the host is busy: 1024 per vCPU.
+    pub cpu_shares: u64,
+    /// Hard cap per vCPU, in percent of one host core; 0: none.
+    pub cpu_cap_percent: u32,
+    /// The memory the server's QEMU process may use at most: its memory plus the host's per-guest
+    /// overhead allowance.
+    pub memory_hard_limit_mib: u64,
+    pub disk_iops: u64,
+    pub disk_bytes_per_sec: u64,
+    /// Into the server (host to guest), KiB/s.
+    pub net_inbound_kib_per_sec: u64,
+    /// Out of the server (guest to host), KiB/s.
+    pub net_outbound_kib_per_sec: u64,
+}
+
+/// Limits an admin sets on a user (for all their servers) or on one server: a field left out
+/// inherits (server → owner → host policy); 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cap_percent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_iops: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_inbound_kib_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_outbound_kib_per_sec: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// Each field of `self`, or else `base`'s.
+    pub fn or(self, base: LimitOverrides) -> LimitOverrides {
+        LimitOverrides {
+            cpu_cap_percent: self.cpu_cap_percent.or(base.cpu_cap_percent),
+            disk_iops: self.disk_iops.or(base.disk_iops),
+            disk_bytes_per_sec: self.disk_bytes_per_sec.or(base.disk_bytes_per_sec),
+            net_inbound_kib_per_sec: self
+                .net_inbound_kib_per_sec
+                .or(base.net_inbound_kib_per_sec),
+            net_outbound_kib_per_sec: self
+                .net_outbound_kib_per_sec
+                .or(base.net_outbound_kib_per_sec),
+        }
+    }
+
+    /// The rules for overrides, shared so the console can check as the admin types.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.cpu_cap_percent.is_some_and(|c| c > 100) {
+            return Err("A CPU cap is a percentage of one core per vCPU: 1 to 100, or 0 for none.");
+        }
+        if self.disk_iops.is_some_and(|v| v != 0 && v < 10) {
+            return Err("Disk IOPS must be at least 10, or 0 for unlimited.");
+        }
+        if self
+            .disk_bytes_per_sec
+            .is_some_and(|v| v != 0 && v < 1 << 20)
+        {
+            return Err("Disk throughput must be at least 1 MiB/s (1048576), or 0 for unlimited.");
+        }
+        let net = [self.net_inbound_kib_per_sec, self.net_outbound_kib_per_sec];
+        if net.iter().flatten().any(|&v| v != 0 && v < 8) {
+            return Err("Network rates must be at least 8 KiB/s, or 0 for unlimited.");
+        }
+        if net.iter().flatten().any(|&v| v > 4_294_967) {
+            return Err("Network rates must be at most 4294967 KiB/s.");
+        }
+        Ok(())
+    }
+}
+
+/// One sample of a server's use, averaged over the sampling interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MetricSample {
+    /// Unix time, seconds.
+    pub t: i64,
+    /// CPU time over wall time, in percent of one core (a 2-vCPU server can reach 200).
+    pub cpu_percent: f32,
+    /// Memory the server's QEMU process holds on the host (resident), MiB.
+    pub memory_mib: f32,
+    pub disk_read_bytes_per_sec: f32,
+    pub disk_write_bytes_per_sec: f32,
+    pub disk_read_iops: f32,
+    pub disk_write_iops: f32,
+    pub net_rx_bytes_per_sec: f32,
+    pub net_tx_bytes_per_sec: f32,
+}
+
+/// `GET /vms/{id}/metrics?since=`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VmMetrics {
+    pub vm_id: String,
+    /// Seconds between recent samples; older ones are averaged over longer steps.
+    pub interval_secs: u32,
+    pub samples: Vec<MetricSample>,
+    /// Network traffic this calendar month (UTC), for bandwidth quotas.
+    pub traffic: MonthlyTraffic,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MonthlyTraffic {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +359,9 @@ pub struct UserDetail {
     pub created_at: String,
     pub quota: Quota,
     pub usage: Quota,
+    /// Limits set on all this user's servers (`PUT /users/{id}/limits`).
+    #[serde(default)]
+    pub limits: LimitOverrides,
 }
 
 /// `POST /users`.
@@ -400,6 +572,15 @@ pub struct Vm {
     /// A resize that takes effect at the next boot, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingResize>,
+    /// The network card's MAC address (its DHCP address is in `ip_addresses`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// The limits the host enforces on it (a change made while it runs applies at its next boot).
+    #[serde(default)]
+    pub limits: ResourceLimits,
+    /// What an admin set on this server itself (inherits the rest from its owner and the host).
+    #[serde(default)]
+    pub limit_overrides: LimitOverrides,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -552,7 +733,7 @@ pub struct AuditEntry {
 }
 
 /// One message on `/api/v1/events`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -563,9 +744,11 @@ pub enum Event {
         at: String,
     },
     /// A VPS appeared, changed size or name.
-    VmUpdated { vm: Vm },
+    VmUpdated { vm: Box<Vm> },
     /// A VPS is gone.
     VmDeleted { vm_id: String },
+    /// A new usage sample of a VPS (every sampling interval while it runs).
+    Metrics { vm_id: String, sample: MetricSample },
     /// The connection fell behind and `missed` events were dropped: reload the list.
     Lagged { missed: u64 },
 }

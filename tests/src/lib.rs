@@ -505,6 +505,8 @@ impl Guest {
                 owner: String::new(),
                 vps: String::new(),
             },
+            limits: Default::default(),
+            nic: None,
         };
         let guest = Guest {
             name: name.clone(),

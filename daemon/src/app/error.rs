@@ -24,6 +24,9 @@ pub enum AppError {
     /// The request would exceed the user's quota (403); the message names resource and numbers.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The host has no room for it: capacity, disk space, addresses (507).
+    #[error("{0}")]
+    InsufficientCapacity(String),
     /// Name taken, or the state forbids the action (409).
     #[error("{0}")]
     Conflict(String),

@@ -26,7 +26,10 @@ impl App {
     pub async fn host_info(&self, actor: &Actor) -> Result<HostInfo, AppError> {
         actor.require_admin()?;
         let facts = self.hv_call(|hv| hv.host_facts()).await?;
+        let (capacity, network) = self.capacity_and_network().await?;
         Ok(HostInfo {
+            capacity,
+            network,
             hostname: facts.hostname.clone(),
             daemon_version: env!("CARGO_PKG_VERSION").into(),
             hypervisor: HypervisorInfo {

@@ -11,7 +11,9 @@ pub mod console;
 pub mod error;
 pub mod host;
 pub mod images;
+pub mod metrics;
 pub mod ratelimit;
+pub mod resources;
 mod start;
 pub mod tokens;
 pub mod users;
@@ -50,6 +52,12 @@ pub struct App {
     logins: ratelimit::LoginLimiter,
     /// Console tickets and open console sessions.
     consoles: console::Consoles,
+    /// The daemon's libvirt network.
+    net: resources::Net,
+    /// The host's CPUs and memory (read once at start).
+    physical: resources::Physical,
+    /// Recent usage of every server, sampled in the background.
+    pub metrics: metrics::Store,
 }
 
 /// An event and whose server it concerns.

@@ -105,6 +105,11 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         ))
     })?;
     bootstrap_admin(&db, &data_dir, settings.admin_password.as_deref())?;
+    // Only a libvirtd on this machine can be probed for what its kernel enforces.
+    let local = !uri.contains("://") || uri.split("://").nth(1).is_some_and(|r| r.starts_with('/'));
+    let net =
+        super::resources::setup_network(&db, &hv, &daemon_id, &settings.host, simulated, local)
+            .map_err(|e| fail(format!("cannot set up the servers' network: {e}")))?;
 
     Ok(App {
         settings: Settings {
@@ -122,6 +127,12 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         events: tokio::sync::broadcast::channel(1024).0,
         logins: Default::default(),
         consoles: Default::default(),
+        net,
+        physical: super::resources::Physical {
+            cpus: facts.cpus,
+            memory_mib: facts.memory_mib,
+        },
+        metrics: Default::default(),
     })
 }
 

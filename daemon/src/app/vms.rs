@@ -23,15 +23,16 @@ use std::sync::Arc;
 
 pub use nuage_shared::VmAction;
 use nuage_shared::{
-    limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event, PendingResize,
-    Quota, UpdateVm, Vm, VmState,
+    limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event,
+    LimitOverrides, PendingResize, Quota, ResourceLimits, UpdateVm, Vm, VmState,
 };
 use rusqlite::TransactionBehavior;
 
 use super::{Actor, App, AppError};
 use crate::db::{self, images::ImageRow, vms, DbError};
-use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag};
+use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag, NicSpec};
 use crate::hypervisor::events::{DomainEvent, DomainEventKind};
+use crate::hypervisor::network::DhcpHost;
 use crate::hypervisor::{DomainRunState, HvError, Hypervisor};
 use crate::storage::{self, Seed};
 
@@ -153,10 +154,29 @@ impl App {
         self.settings.data_dir.join("vms").join(id)
     }
 
-    /// The domain definition of a server: its disk, its seed, its serial log and its tag.
-    fn domain_spec(&self, vm: &Vm, vcpus: u32, memory_mib: u64) -> DomainSpec {
+    /// The domain definition of a server: its disk, its seed, its serial log, its NIC, its
+    /// limits and its tag.
+    fn domain_spec(
+        &self,
+        vm: &Vm,
+        vcpus: u32,
+        memory_mib: u64,
+        limits: ResourceLimits,
+    ) -> DomainSpec {
         let dir = self.vm_dir(&vm.id);
+        let nic = match (&vm.mac_address, vm.ip_addresses.first()) {
+            (Some(mac), Some(ip)) => Some(NicSpec {
+                network: self.net.name.clone(),
+                mac: mac.clone(),
+                ip: ip.clone(),
+                inbound_kib_per_sec: limits.net_inbound_kib_per_sec,
+                outbound_kib_per_sec: limits.net_outbound_kib_per_sec,
+            }),
+            _ => None,
+        };
         DomainSpec {
+            limits,
+            nic,
             name: domain_name(&vm.id),
             uuid: vm.id.clone(),
             domain_type: self.hv.domain_type(self.accel),
@@ -187,17 +207,38 @@ impl App {
 
     /// Loads a server the actor may see: their own, or any for an admin. Anything else is 404,
     /// exactly like a server that does not exist.
-    async fn visible_vm(&self, actor: &Actor, id: &str) -> Result<Vm, AppError> {
+    pub(super) async fn visible_vm(&self, actor: &Actor, id: &str) -> Result<Vm, AppError> {
         let key = id.to_owned();
         let vm = self.db.call(move |c| vms::get(c, &key)).await?;
         match vm {
-            Some(vm) if vm.owner_id == actor.user_id || actor.is_admin() => Ok(vm),
+            Some(mut vm) if vm.owner_id == actor.user_id || actor.is_admin() => {
+                self.decorate(std::slice::from_mut(&mut vm)).await?;
+                Ok(vm)
+            }
             _ => Err(AppError::NotFound("virtual server")),
         }
     }
 
+    /// The limits an admin set on a user's servers.
+    async fn owner_limits(&self, owner: &str) -> Result<LimitOverrides, AppError> {
+        let owner = owner.to_owned();
+        Ok(self.db.call(move |c| db::users::limits(c, &owner)).await?)
+    }
+
+    /// Writes a server's persistent definition again (size, limits): a running server takes it
+    /// at its next boot.
+    pub(super) async fn redefine(&self, vm: &Vm) -> Result<(), AppError> {
+        let (v, m) = vm
+            .pending
+            .map_or((vm.vcpus, vm.memory_mib), |p| (p.vcpus, p.memory_mib));
+        let owner = self.owner_limits(&vm.owner_id).await?;
+        let spec = self.domain_spec(vm, v, m, self.limits_of(vm, v, m, owner));
+        self.hv_call(move |hv| hv.define(&spec.to_xml()?).map(drop))
+            .await
+    }
+
     /// Tells subscribers about a server as it now is.
-    fn announce(&self, vm: &Vm, event: Event) {
+    pub(super) fn announce(&self, vm: &Vm, event: Event) {
         let _ = self.events.send(super::OwnedEvent {
             owner_id: vm.owner_id.clone(),
             event,
@@ -206,10 +247,13 @@ impl App {
 
     async fn reload(&self, id: &str) -> Result<Vm, AppError> {
         let key = id.to_owned();
-        self.db
+        let mut vm = self
+            .db
             .call(move |c| vms::get(c, &key))
             .await?
-            .ok_or(AppError::NotFound("virtual server"))
+            .ok_or(AppError::NotFound("virtual server"))?;
+        self.decorate(std::slice::from_mut(&mut vm)).await?;
+        Ok(vm)
     }
 
     /// Moves a server from `from` to `to` if it is still in `from`; tells subscribers.
@@ -243,10 +287,12 @@ impl App {
             actor.require_admin()?;
         }
         let owner = (!all).then(|| actor.user_id.clone());
-        Ok(self
+        let mut list = self
             .db
             .call(move |c| vms::list(c, owner.as_deref()))
-            .await?)
+            .await?;
+        self.decorate(&mut list).await?;
+        Ok(list)
     }
 
     /// `GET /vms/{id}`.
@@ -295,15 +341,21 @@ impl App {
             created_at: db::now_rfc3339(),
             ip_addresses: Vec::new(),
             pending: None,
+            mac_address: None,
+            limits: ResourceLimits::default(),
+            limit_overrides: LimitOverrides::default(),
         };
-        // Quota check and reservation in one transaction: the row *is* the reservation.
+        // Quota and capacity check and reservation in one transaction: the row *is* the
+        // reservation, and the address is taken in the same breath.
         let row = vm.clone();
-        let reserved: Result<(), AppError> = self
+        let room = self.host_room().await;
+        let (net, prefix) = (self.net.name.clone(), self.net.prefix);
+        let reserved: Result<(String, String), AppError> = self
             .db
-            .call(move |c| -> Step<()> {
+            .call(move |c| -> Step<(String, String)> {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if let Some(short) = vms::admit(&tx, &row.owner_id, &footprint(&row))? {
-                    return Ok(Err(AppError::QuotaExceeded(short.to_string())));
+                if let Some(refusal) = vms::admit(&tx, &row.owner_id, &footprint(&row), &room)? {
+                    return Ok(Err(refused(refusal)));
                 }
                 match vms::insert(&tx, &row) {
                     Err(e) if e.is_unique_violation() => {
@@ -314,14 +366,29 @@ impl App {
                     }
                     other => other?,
                 }
+                let Some(address) = vms::allocate_address(&tx, &net, prefix, &row.id)? else {
+                    return Ok(Err(AppError::InsufficientCapacity(
+                        "This host's network has no free address left. Ask an administrator."
+                            .into(),
+                    )));
+                };
                 tx.commit()?;
-                Ok(Ok(()))
+                Ok(Ok(address))
             })
             .await?;
-        reserved?;
+        let (ip, mac) = reserved?;
+        let vm = Vm {
+            ip_addresses: vec![ip.clone()],
+            mac_address: Some(mac.clone()),
+            ..vm
+        };
 
         let start = req.start.unwrap_or(true);
-        let spec = self.domain_spec(&vm, vm.vcpus, vm.memory_mib);
+        let owner = self.owner_limits(&vm.owner_id).await?;
+        let limits = self.limits_of(&vm, vm.vcpus, vm.memory_mib, owner);
+        let spec = self.domain_spec(&vm, vm.vcpus, vm.memory_mib, limits);
+        let net = self.net.name.clone();
+        let simulated = self.simulated;
         let (dir, keys, password) = (self.vm_dir(&vm.id), req.ssh_authorized_keys, req.password);
         let (vm_id, host, disk_gib) = (vm.id.clone(), vm.hostname.clone(), vm.disk_gib);
         let hv = self.hv.clone();
@@ -346,10 +413,17 @@ impl App {
             };
             storage::write_seed(&spec.disks[1].path, &seed)
                 .map_err(|e| AppError::internal("cannot write the server's seed", e))?;
+            hv.set_dhcp_host(&net, &DhcpHost { mac, ip }, true)?;
             hv.define(&spec.to_xml()?)?;
             super::failpoint("create-after-define");
             if start {
                 hv.start(&spec.name)?;
+                cap_memory(
+                    hv.as_ref(),
+                    &spec.name,
+                    limits.memory_hard_limit_mib,
+                    simulated,
+                );
             }
             Ok(())
         })
@@ -369,16 +443,35 @@ impl App {
         };
         self.transition(&vm, VmState::Creating, settled).await?;
         let vm = self.reload(&vm.id).await?;
-        self.announce(&vm, Event::VmUpdated { vm: vm.clone() });
+        self.announce(
+            &vm,
+            Event::VmUpdated {
+                vm: Box::new(vm.clone()),
+            },
+        );
         Ok(vm)
     }
 
     /// Removes every trace of a server: domain, files, record (and so its quota).
     async fn discard(&self, vm: &Vm) {
         let (hv, name, dir) = (self.hv.clone(), domain_name(&vm.id), self.vm_dir(&vm.id));
-        let _ =
-            tokio::task::spawn_blocking(move || remove_domain_and_files(hv.as_ref(), &name, &dir))
-                .await;
+        let dhcp = match (&vm.mac_address, vm.ip_addresses.first()) {
+            (Some(mac), Some(ip)) => Some(DhcpHost {
+                mac: mac.clone(),
+                ip: ip.clone(),
+            }),
+            _ => None,
+        };
+        let net = self.net.name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            remove_domain_and_files(hv.as_ref(), &name, &dir);
+            if let Some(h) = dhcp {
+                if let Err(e) = hv.set_dhcp_host(&net, &h, false) {
+                    tracing::warn!(ip = %h.ip, error = %super::chain(&e), "cannot remove a DHCP entry");
+                }
+            }
+        })
+        .await;
         let id = vm.id.clone();
         if let Err(e) = self.db.call(move |c| vms::delete(c, &id)).await {
             tracing::error!(vm = %vm.id, error = %super::chain(&e), "cannot delete a server's record");
@@ -407,9 +500,12 @@ impl App {
             ));
         }
         let name = domain_name(&vm.id);
+        let (cap, simulated) = (vm.limits.memory_hard_limit_mib, self.simulated);
         let result = self
             .hv_call(move |hv| match action {
-                VmAction::Start => hv.start(&name),
+                VmAction::Start => hv
+                    .start(&name)
+                    .map(|()| cap_memory(hv, &name, cap, simulated)),
                 VmAction::Shutdown => hv.shutdown(&name),
                 VmAction::Stop => match hv.destroy(&name) {
                     // Already off (a shutdown finished meanwhile): that is what was asked.
@@ -513,6 +609,7 @@ impl App {
         let (before, after) = (footprint(&vm), footprint(&resized));
         let row = resized.clone();
         let expected_state = vm.state;
+        let room = self.host_room().await;
         let saved: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
@@ -525,8 +622,10 @@ impl App {
                         )))
                     }
                 }
-                if let Some(short) = vms::admit(&tx, &row.owner_id, &growth(&before, &after))? {
-                    return Ok(Err(AppError::QuotaExceeded(short.to_string())));
+                if let Some(refusal) =
+                    vms::admit(&tx, &row.owner_id, &growth(&before, &after), &room)?
+                {
+                    return Ok(Err(refused(refusal)));
                 }
                 match vms::set_name(&tx, &row.id, &row.name) {
                     Err(e) if e.is_unique_violation() => {
@@ -546,7 +645,9 @@ impl App {
         saved?;
 
         if sizing {
-            let spec = self.domain_spec(&vm, vcpus, memory_mib);
+            let owner = self.owner_limits(&vm.owner_id).await?;
+            let limits = self.limits_of(&vm, vcpus, memory_mib, owner);
+            let spec = self.domain_spec(&vm, vcpus, memory_mib, limits);
             let (grow, old_disk) = (disk_gib > vm.disk_gib, vm.disk_gib);
             let applied = self
                 .hv_call(move |hv| {
@@ -577,7 +678,12 @@ impl App {
             }
         }
         let vm = self.reload(&vm.id).await?;
-        self.announce(&vm, Event::VmUpdated { vm: vm.clone() });
+        self.announce(
+            &vm,
+            Event::VmUpdated {
+                vm: Box::new(vm.clone()),
+            },
+        );
         Ok(vm)
     }
 
@@ -636,6 +742,7 @@ impl App {
 
     /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
     pub fn start_background(self: &Arc<Self>) {
+        self.start_sampler();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         if let Err(e) = self.hv.subscribe(tx) {
             tracing::error!(error = %super::chain(&e), "cannot subscribe to libvirt events");
@@ -648,6 +755,25 @@ impl App {
                 app.on_domain_event(ev).await;
             }
         });
+    }
+}
+
+/// An admission refusal as the app's error: quota (403) or host capacity (507).
+fn refused(r: vms::Refusal) -> AppError {
+    match r {
+        vms::Refusal::Quota(short) => AppError::QuotaExceeded(short.to_string()),
+        vms::Refusal::Capacity(why) => AppError::InsufficientCapacity(why),
+    }
+}
+
+/// Caps a just-started domain's memory (see [`Hypervisor::set_memory_hard_limit`]). A failure is
+/// logged, not fatal: the guest is up and its own memory size still bounds it.
+fn cap_memory(hv: &dyn Hypervisor, name: &str, mib: u64, simulated: bool) {
+    if simulated || mib == 0 {
+        return;
+    }
+    if let Err(e) = hv.set_memory_hard_limit(name, mib) {
+        tracing::error!(domain = name, error = %super::chain(&e), "cannot set the memory hard limit");
     }
 }
 
@@ -803,6 +929,9 @@ mod tests {
             created_at: String::new(),
             ip_addresses: vec![],
             pending: None,
+            mac_address: None,
+            limits: ResourceLimits::default(),
+            limit_overrides: LimitOverrides::default(),
         };
         let bigger = Vm {
             pending: Some(PendingResize {

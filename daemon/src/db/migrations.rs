@@ -103,6 +103,27 @@ const MIGRATIONS: &[&str] = &[
         last_used_at TEXT
     );
     CREATE INDEX api_tokens_user ON api_tokens(user_id);",
+    // 3: resource limits, addresses, monthly traffic.
+    "-- Limits an admin set (JSON LimitOverrides; NULL: none), on a user or on one server.
+    ALTER TABLE users ADD COLUMN limits TEXT;
+    ALTER TABLE vms ADD COLUMN limits TEXT;
+    -- One IPv4 address (and MAC) per server, from the daemon's network's pool. The primary key
+    -- makes an address unique under concurrent creates; deleting the server frees it.
+    CREATE TABLE addresses (
+        network TEXT NOT NULL,
+        ip      TEXT NOT NULL,
+        mac     TEXT NOT NULL UNIQUE,
+        vm_id   TEXT NOT NULL UNIQUE REFERENCES vms(id) ON DELETE CASCADE,
+        PRIMARY KEY (network, ip)
+    );
+    -- Network bytes per server per calendar month (UTC), for bandwidth quotas.
+    CREATE TABLE traffic (
+        vm_id    TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        month    TEXT NOT NULL,
+        rx_bytes INTEGER NOT NULL DEFAULT 0,
+        tx_bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (vm_id, month)
+    );",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -133,6 +133,18 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// Limits as stored (JSON); unreadable or absent text is no override at all.
+pub fn parse_limits(text: Option<&str>) -> nuage_shared::LimitOverrides {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// `NULL` for no override at all, else JSON.
+pub fn limits_json(l: &nuage_shared::LimitOverrides) -> Option<String> {
+    (*l != nuage_shared::LimitOverrides::default())
+        .then(|| serde_json::to_string(l).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Users, login sessions and the daemon's own key/value facts.
 
-use nuage_shared::{Quota, Role, UserDetail};
+use nuage_shared::{LimitOverrides, Quota, Role, UserDetail};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::DbError;
@@ -154,6 +154,7 @@ pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbErr
         return Ok(None);
     };
     Ok(Some(UserDetail {
+        limits: limits(c, &id)?,
         quota: quota(c, &id)?,
         usage: usage(c, &id)?,
         role: parse_role(&role),
@@ -274,4 +275,34 @@ pub fn meta_set(c: &Connection, key: &str, value: &str) -> Result<(), DbError> {
         [key, value],
     )?;
     Ok(())
+}
+
+/// The limits an admin set on a user's servers.
+pub fn limits(c: &Connection, id: &str) -> Result<LimitOverrides, DbError> {
+    let text: Option<String> = c
+        .query_row("SELECT limits FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(super::parse_limits(text.as_deref()))
+}
+
+/// Every user's limits that differ from none.
+pub fn all_limits(
+    c: &Connection,
+) -> Result<std::collections::HashMap<String, LimitOverrides>, DbError> {
+    let mut stmt = c.prepare_cached("SELECT id, limits FROM users WHERE limits IS NOT NULL")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, l)| (id, super::parse_limits(Some(&l))))
+        .collect())
+}
+
+pub fn set_limits(c: &Connection, id: &str, limits: &LimitOverrides) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET limits = ?2 WHERE id = ?1",
+        params![id, super::limits_json(limits)],
+    )? > 0)
 }

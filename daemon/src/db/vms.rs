@@ -1,13 +1,16 @@
 //! Virtual servers, and quota admission: the one function that decides whether an allocation
 //! fits, called inside the same `BEGIN IMMEDIATE` transaction that records it.
 
-use nuage_shared::{PendingResize, Quota, Vm, VmState};
+use nuage_shared::{Allocation, LimitOverrides, PendingResize, Quota, Vm, VmState};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{users, DbError};
 
-const COLUMNS: &str = "id, name, owner_id, host_id, state, vcpus, memory_mib, disk_gib, image_id, \
-                       hostname, created_at, pending_vcpus, pending_memory";
+/// A server's row with its address: `SELECT {COLUMNS} FROM {FROM} WHERE ...`.
+const COLUMNS: &str = "vms.id, vms.name, vms.owner_id, vms.host_id, vms.state, vms.vcpus, \
+                       vms.memory_mib, vms.disk_gib, vms.image_id, vms.hostname, vms.created_at, \
+                       vms.pending_vcpus, vms.pending_memory, vms.limits, a.ip, a.mac";
+const FROM: &str = "vms LEFT JOIN addresses a ON a.vm_id = vms.id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
     let pending_vcpus: Option<u32> = r.get(11)?;
@@ -24,7 +27,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
         image_id: r.get(8)?,
         hostname: r.get(9)?,
         created_at: r.get(10)?,
-        ip_addresses: Vec::new(),
+        ip_addresses: r.get::<_, Option<String>>(14)?.into_iter().collect(),
+        mac_address: r.get(15)?,
+        limits: Default::default(),
+        limit_overrides: super::parse_limits(r.get::<_, Option<String>>(13)?.as_deref()),
         pending: match (pending_vcpus, pending_memory) {
             (Some(v), Some(m)) => Some(PendingResize {
                 vcpus: v,
@@ -58,10 +64,95 @@ impl std::fmt::Display for QuotaShortfall {
     }
 }
 
-/// Quota admission: whether `owner` may add `more` to what they use. Call it inside the
-/// transaction (begun IMMEDIATE) that records the allocation, so that concurrent requests are
-/// decided one after the other against up-to-date usage.
-pub fn admit(c: &Connection, owner: &str, more: &Quota) -> Result<Option<QuotaShortfall>, DbError> {
+/// What the host can hold (physical resources × overcommit ratios), and the disk space free now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoom {
+    pub host_id: String,
+    pub limit: Allocation,
+    pub disk_free_gib: u64,
+}
+
+/// Why an allocation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The owner's quota (403).
+    Quota(QuotaShortfall),
+    /// The host's capacity (507); the sentence says which resource.
+    Capacity(String),
+}
+
+/// Admission: whether `owner` may add `more` to what they use, and this host can hold it. Call it
+/// inside the transaction (begun IMMEDIATE) that records the allocation, so that concurrent
+/// requests are decided one after the other against up-to-date usage.
+pub fn admit(
+    c: &Connection,
+    owner: &str,
+    more: &Quota,
+    host: &HostRoom,
+) -> Result<Option<Refusal>, DbError> {
+    if let Some(short) = quota_shortfall(c, owner, more)? {
+        return Ok(Some(Refusal::Quota(short)));
+    }
+    let used = allocated(c, &host.host_id)?;
+    let lines = [
+        ("vCPUs", more.vcpus as u64, used.vcpus, host.limit.vcpus, ""),
+        (
+            "memory",
+            more.memory_mib,
+            used.memory_mib,
+            host.limit.memory_mib,
+            " MiB",
+        ),
+        (
+            "disk",
+            more.disk_gib,
+            used.disk_gib,
+            host.limit.disk_gib,
+            " GiB",
+        ),
+    ];
+    for (what, requested, used, limit, unit) in lines {
+        if requested > 0 && used + requested > limit {
+            return Ok(Some(Refusal::Capacity(format!(
+                "This host has no room for {requested}{unit} more {what}: {used}{unit} of \
+                 {limit}{unit} are allocated. Ask an administrator."
+            ))));
+        }
+    }
+    if more.disk_gib > host.disk_free_gib {
+        return Ok(Some(Refusal::Capacity(format!(
+            "This host has only {} GiB of disk space free; {} GiB were asked.",
+            host.disk_free_gib, more.disk_gib
+        ))));
+    }
+    Ok(None)
+}
+
+/// What the servers held by `host_id` have been given (the larger of current and pending sizes).
+pub fn allocated(c: &Connection, host_id: &str) -> Result<Allocation, DbError> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(MAX(vcpus, COALESCE(pending_vcpus, 0))), 0),
+                COALESCE(SUM(MAX(memory_mib, COALESCE(pending_memory, 0))), 0),
+                COALESCE(SUM(disk_gib), 0),
+                COUNT(*)
+         FROM vms WHERE host_id = ?1",
+        [host_id],
+        |r| {
+            Ok(Allocation {
+                vcpus: r.get::<_, i64>(0)? as u64,
+                memory_mib: r.get::<_, i64>(1)? as u64,
+                disk_gib: r.get::<_, i64>(2)? as u64,
+                vms: r.get::<_, i64>(3)? as u64,
+            })
+        },
+    )?)
+}
+
+fn quota_shortfall(
+    c: &Connection,
+    owner: &str,
+    more: &Quota,
+) -> Result<Option<QuotaShortfall>, DbError> {
     let quota = users::quota(c, owner)?;
     let used = users::usage(c, owner)?;
     let lines = [
@@ -121,7 +212,7 @@ pub fn insert(c: &Connection, vm: &Vm) -> Result<(), DbError> {
 
 pub fn get(c: &Connection, id: &str) -> Result<Option<Vm>, DbError> {
     Ok(c.query_row(
-        &format!("SELECT {COLUMNS} FROM vms WHERE id = ?1"),
+        &format!("SELECT {COLUMNS} FROM {FROM} WHERE vms.id = ?1"),
         [id],
         from_row,
     )
@@ -133,7 +224,7 @@ pub fn list(c: &Connection, owner: Option<&str>) -> Result<Vec<Vm>, DbError> {
     let rows = match owner {
         Some(o) => {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM vms WHERE owner_id = ?1 ORDER BY name, id"
+                "SELECT {COLUMNS} FROM {FROM} WHERE vms.owner_id = ?1 ORDER BY vms.name, vms.id"
             ))?;
             let rows = stmt
                 .query_map([o], from_row)?
@@ -141,8 +232,9 @@ pub fn list(c: &Connection, owner: Option<&str>) -> Result<Vec<Vm>, DbError> {
             rows
         }
         None => {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT {COLUMNS} FROM vms ORDER BY name, id"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM {FROM} ORDER BY vms.name, vms.id"
+            ))?;
             let rows = stmt
                 .query_map([], from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -154,7 +246,9 @@ pub fn list(c: &Connection, owner: Option<&str>) -> Result<Vec<Vm>, DbError> {
 
 /// Servers held by this host (for reconciliation with libvirt).
 pub fn list_on_host(c: &Connection, host_id: &str) -> Result<Vec<Vm>, DbError> {
-    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM vms WHERE host_id = ?1"))?;
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE vms.host_id = ?1"
+    ))?;
     let rows = stmt
         .query_map([host_id], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -206,4 +300,74 @@ pub fn set_pending(
 pub fn delete(c: &Connection, id: &str) -> Result<(), DbError> {
     c.execute("DELETE FROM vms WHERE id = ?1", [id])?;
     Ok(())
+}
+
+pub fn set_limits(c: &Connection, id: &str, limits: &LimitOverrides) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE vms SET limits = ?2 WHERE id = ?1",
+        params![id, super::limits_json(limits)],
+    )?;
+    Ok(())
+}
+
+/// Gives server `vm_id` the lowest free address of `network`'s pool (and the MAC that goes with
+/// it); `None` when the pool is used up. Inside the create's transaction, so two creates never
+/// get the same address.
+pub fn allocate_address(
+    c: &Connection,
+    network: &str,
+    prefix: [u8; 3],
+    vm_id: &str,
+) -> Result<Option<(String, String)>, DbError> {
+    use crate::hypervisor::network::{ip_in, mac_for, POOL};
+    let mut stmt = c.prepare_cached("SELECT ip FROM addresses WHERE network = ?1")?;
+    let used: std::collections::HashSet<String> = stmt
+        .query_map([network], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let Some(host) = POOL.clone().find(|h| !used.contains(&ip_in(prefix, *h))) else {
+        return Ok(None);
+    };
+    let (ip, mac) = (ip_in(prefix, host), mac_for(prefix, host));
+    c.execute(
+        "INSERT INTO addresses (network, ip, mac, vm_id) VALUES (?1, ?2, ?3, ?4)",
+        params![network, ip, mac, vm_id],
+    )?;
+    Ok(Some((ip, mac)))
+}
+
+/// Every address of `network` with its MAC: what the network's DHCP must hand out.
+pub fn addresses(c: &Connection, network: &str) -> Result<Vec<(String, String)>, DbError> {
+    let mut stmt = c.prepare_cached("SELECT ip, mac FROM addresses WHERE network = ?1")?;
+    let rows = stmt
+        .query_map([network], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Adds to a server's network bytes of `month` (`YYYY-MM`).
+pub fn add_traffic(
+    c: &Connection,
+    vm_id: &str,
+    month: &str,
+    rx: u64,
+    tx: u64,
+) -> Result<(), DbError> {
+    c.prepare_cached(
+        "INSERT INTO traffic (vm_id, month, rx_bytes, tx_bytes)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM vms WHERE id = ?1)
+         ON CONFLICT (vm_id, month) DO UPDATE
+         SET rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
+    )?
+    .execute(params![vm_id, month, rx as i64, tx as i64])?;
+    Ok(())
+}
+
+pub fn traffic(c: &Connection, vm_id: &str, month: &str) -> Result<(u64, u64), DbError> {
+    Ok(c.query_row(
+        "SELECT rx_bytes, tx_bytes FROM traffic WHERE vm_id = ?1 AND month = ?2",
+        params![vm_id, month],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+    .optional()?
+    .unwrap_or((0, 0)))
 }

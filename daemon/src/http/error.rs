@@ -77,6 +77,7 @@ impl IntoResponse for ApiError {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            AppError::InsufficientCapacity(_) => ErrorCode::InsufficientCapacity,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::Unavailable { .. } => ErrorCode::Unavailable,
             AppError::Internal { .. } => ErrorCode::Internal,

@@ -100,6 +100,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             servers::delete_vm
         ))
         .routes(routes!(servers::vm_action))
+        .routes(routes!(servers::vm_metrics))
+        .routes(routes!(servers::set_vm_limits))
+        .routes(routes!(servers::set_user_limits))
+        .routes(routes!(prometheus))
         .routes(routes!(console::console_ticket))
         .routes(routes!(console::console_ws))
         .routes(routes!(events::events))
@@ -110,6 +114,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
+        .routes(routes!(prometheus))
         .nest("/api/v1", api_routes())
         .split_for_parts()
         .1
@@ -119,6 +124,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: AppState) -> Router {
     let (router, _) = OpenApiRouter::<AppState>::new()
         .routes(routes!(healthz))
+        .routes(routes!(prometheus))
         .nest("/api/v1", api_routes())
         .split_for_parts();
     let router = router
@@ -193,4 +199,30 @@ async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
               (status = 503, body = ErrorBody)))]
 async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostInfo>> {
     Ok(Json(app.host_info(&actor).await?))
+}
+
+/// Prometheus metrics: per-server series labelled by server id, owner and name, and the host's
+/// allocation. Served at `/metrics` and `/api/v1/metrics`, to a request from loopback or with an
+/// admin's token.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn prometheus(
+    State(app): State<AppState>,
+    extract::ClientAddr(client): extract::ClientAddr,
+    parts: axum::http::request::Parts,
+) -> ApiResult<Response> {
+    if !client.is_some_and(|a| a.is_loopback()) {
+        let actor = extract::ws_actor(&app, &parts, None).await?;
+        actor.require_admin()?;
+    }
+    let text = app.prometheus().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

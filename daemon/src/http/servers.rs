@@ -3,7 +3,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use nuage_shared::{CreateVm, ErrorBody, Image, ImportImage, UpdateVm, Vm};
+use nuage_shared::{
+    CreateVm, ErrorBody, Image, ImportImage, LimitOverrides, UpdateVm, UserDetail, Vm, VmMetrics,
+};
 
 use super::error::ApiError;
 use super::extract::ApiJson;
@@ -161,4 +163,55 @@ pub async fn vm_action(
         StatusCode::ACCEPTED,
         Json(app.vm_action(&actor, &id, action).await?),
     ))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct MetricsQuery {
+    /// Only samples from this time on: RFC 3339, or Unix seconds.
+    since: Option<String>,
+}
+
+/// A server's usage over time (the last hour at the sampling interval, then 5-minute averages
+/// over 24 hours) and its network traffic this month.
+#[utoipa::path(get, path = "/vms/{id}/metrics", tag = "servers", security(("bearer" = [])),
+    params(("id" = String, Path), MetricsQuery),
+    responses((status = 200, body = VmMetrics), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn vm_metrics(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<VmMetrics>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(app.vm_metrics(&actor, &id, q.since.as_deref()).await?))
+}
+
+/// Set the resource limits of one server (admins); fields left out inherit from its owner and
+/// the host's policy, 0 means unlimited. A running server takes them at its next boot.
+#[utoipa::path(put, path = "/vms/{id}/limits", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = LimitOverrides,
+    responses((status = 200, body = Vm), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_vm_limits(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<LimitOverrides>,
+) -> ApiResult<Json<Vm>> {
+    Ok(Json(app.set_vm_limits(&actor, &id, req).await?))
+}
+
+/// Set the resource limits of all of a user's servers (admins).
+#[utoipa::path(put, path = "/users/{id}/limits", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = LimitOverrides,
+    responses((status = 200, body = UserDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_user_limits(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<LimitOverrides>,
+) -> ApiResult<Json<UserDetail>> {
+    Ok(Json(app.set_user_limits(&actor, &id, req).await?))
 }

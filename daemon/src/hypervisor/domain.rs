@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use nuage_shared::ResourceLimits;
+
 use super::HvError;
 
 /// The XML namespace of Nuage's `<metadata>` element: domains carrying it were created by Nuage.
@@ -28,7 +30,27 @@ pub struct DomainSpec {
     pub serial_log: Option<PathBuf>,
     /// The tag that lets a daemon recognise its own domains.
     pub tag: DomainTag,
+    /// CPU and disk limits (`<cputune>`, `<iotune>` on the first disk); the NIC's are in `nic`.
+    /// The memory hard limit is not in the XML: see [`super::Hypervisor::set_memory_hard_limit`].
+    pub limits: ResourceLimits,
+    pub nic: Option<NicSpec>,
 }
+
+/// The guest's network card on the daemon's libvirt network.
+#[derive(Debug, Clone)]
+pub struct NicSpec {
+    pub network: String,
+    pub mac: String,
+    /// The address the network's DHCP hands this MAC: libvirt's `clean-traffic` filter lets the
+    /// guest send from this IP and MAC only.
+    pub ip: String,
+    /// `<bandwidth>` inbound/outbound average in KiB/s (0: none), when the host can enforce it.
+    pub inbound_kib_per_sec: u64,
+    pub outbound_kib_per_sec: u64,
+}
+
+/// The CFS period Nuage uses for CPU caps, microseconds.
+pub const CPU_PERIOD_US: u64 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct DiskSpec {
@@ -69,6 +91,13 @@ impl DomainSpec {
                 value: self.memory_mib,
             },
             vcpu: self.vcpus,
+            cputune: XmlCputune {
+                shares: self.limits.cpu_shares.max(2),
+                period: (self.limits.cpu_cap_percent > 0).then_some(CPU_PERIOD_US),
+                // vcpu quota is per vCPU thread: percent of one core each.
+                quota: (self.limits.cpu_cap_percent > 0)
+                    .then(|| CPU_PERIOD_US * u64::from(self.limits.cpu_cap_percent) / 100),
+            },
             os: XmlOs {
                 kind: XmlOsType {
                     arch: "x86_64",
@@ -102,6 +131,42 @@ impl DomainSpec {
                             bus: "virtio",
                         },
                         readonly: d.readonly.then_some(Empty {}),
+                        // Limits on the server's own disk; the read-only seed is not its I/O.
+                        iotune: (!d.readonly
+                            && (self.limits.disk_bytes_per_sec > 0 || self.limits.disk_iops > 0))
+                            .then_some(XmlIotune {
+                                total_bytes_sec: nonzero(self.limits.disk_bytes_per_sec),
+                                total_iops_sec: nonzero(self.limits.disk_iops),
+                            }),
+                    })
+                    .collect(),
+                interface: self
+                    .nic
+                    .iter()
+                    .map(|n| XmlInterface {
+                        kind: "network",
+                        mac: XmlMac {
+                            address: n.mac.clone(),
+                        },
+                        source: XmlNetSource {
+                            network: n.network.clone(),
+                        },
+                        model: XmlVideoModel { kind: "virtio" },
+                        bandwidth: (n.inbound_kib_per_sec > 0 || n.outbound_kib_per_sec > 0).then(
+                            || XmlBandwidth {
+                                inbound: nonzero(n.inbound_kib_per_sec)
+                                    .map(|average| XmlRate { average }),
+                                outbound: nonzero(n.outbound_kib_per_sec)
+                                    .map(|average| XmlRate { average }),
+                            },
+                        ),
+                        filterref: XmlFilterRef {
+                            filter: "clean-traffic",
+                            parameter: XmlFilterParam {
+                                name: "IP",
+                                value: n.ip.clone(),
+                            },
+                        },
                     })
                     .collect(),
                 serial: self
@@ -157,6 +222,7 @@ struct XmlDomain<'a> {
     metadata: XmlMetadata<'a>,
     memory: XmlMemory,
     vcpu: u32,
+    cputune: XmlCputune,
     os: XmlOs,
     features: XmlFeatures,
     on_poweroff: &'a str,
@@ -224,6 +290,7 @@ struct XmlFeatures {
 #[derive(Serialize)]
 struct XmlDevices {
     disk: Vec<XmlDisk>,
+    interface: Vec<XmlInterface>,
     serial: Vec<XmlSerial>,
     graphics: XmlGraphics,
     video: XmlVideo,
@@ -241,6 +308,82 @@ struct XmlDisk {
     target: XmlTarget,
     #[serde(skip_serializing_if = "Option::is_none")]
     readonly: Option<Empty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iotune: Option<XmlIotune>,
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v > 0).then_some(v)
+}
+
+#[derive(Serialize)]
+struct XmlCputune {
+    shares: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct XmlIotune {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_bytes_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_iops_sec: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct XmlInterface {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    mac: XmlMac,
+    source: XmlNetSource,
+    model: XmlVideoModel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bandwidth: Option<XmlBandwidth>,
+    filterref: XmlFilterRef,
+}
+
+#[derive(Serialize)]
+struct XmlMac {
+    #[serde(rename = "@address")]
+    address: String,
+}
+
+#[derive(Serialize)]
+struct XmlNetSource {
+    #[serde(rename = "@network")]
+    network: String,
+}
+
+#[derive(Serialize)]
+struct XmlBandwidth {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inbound: Option<XmlRate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound: Option<XmlRate>,
+}
+
+#[derive(Serialize)]
+struct XmlRate {
+    #[serde(rename = "@average")]
+    average: u64,
+}
+
+#[derive(Serialize)]
+struct XmlFilterRef {
+    #[serde(rename = "@filter")]
+    filter: &'static str,
+    parameter: XmlFilterParam,
+}
+
+#[derive(Serialize)]
+struct XmlFilterParam {
+    #[serde(rename = "@name")]
+    name: &'static str,
+    #[serde(rename = "@value")]
+    value: String,
 }
 
 #[derive(Serialize)]
@@ -346,6 +489,96 @@ mod tests {
                 owner: "u1".into(),
                 vps: "v1".into(),
             },
+            limits: ResourceLimits {
+                cpu_shares: 2048,
+                cpu_cap_percent: 0,
+                memory_hard_limit_mib: 512,
+                disk_iops: 2000,
+                disk_bytes_per_sec: 200 << 20,
+                net_inbound_kib_per_sec: 12_500,
+                net_outbound_kib_per_sec: 6_250,
+            },
+            nic: Some(NicSpec {
+                network: "nuage-d1".into(),
+                mac: "52:54:00:0a:4d:05".into(),
+                ip: "10.77.3.5".into(),
+                inbound_kib_per_sec: 12_500,
+                outbound_kib_per_sec: 6_250,
+            }),
+        }
+    }
+
+    /// Each limit, as a change to the spec and what the XML must then (not) contain.
+    #[test]
+    fn the_xml_carries_each_limit() {
+        type Change = fn(&mut DomainSpec);
+        let table: &[(&str, Change, &[&str], &[&str])] = &[
+            (
+                "defaults",
+                |_| {},
+                &[
+                    "<cputune><shares>2048</shares></cputune>",
+                    "<iotune><total_bytes_sec>209715200</total_bytes_sec>\
+                     <total_iops_sec>2000</total_iops_sec></iotune>",
+                    "<interface type=\"network\"><mac address=\"52:54:00:0a:4d:05\"/>\
+                     <source network=\"nuage-d1\"/><model type=\"virtio\"/>",
+                    "<bandwidth><inbound average=\"12500\"/><outbound average=\"6250\"/></bandwidth>",
+                    "<filterref filter=\"clean-traffic\"><parameter name=\"IP\" value=\"10.77.3.5\"/>\
+                     </filterref>",
+                ],
+                &["<period>", "<quota>"],
+            ),
+            (
+                "a 50% cap per vCPU",
+                |s| s.limits.cpu_cap_percent = 50,
+                &["<cputune><shares>2048</shares><period>100000</period><quota>50000</quota></cputune>"],
+                &[],
+            ),
+            (
+                "unlimited disk",
+                |s| {
+                    s.limits.disk_iops = 0;
+                    s.limits.disk_bytes_per_sec = 0
+                },
+                &[],
+                &["<iotune"],
+            ),
+            (
+                "only an IOPS limit",
+                |s| s.limits.disk_bytes_per_sec = 0,
+                &["<iotune><total_iops_sec>2000</total_iops_sec></iotune>"],
+                &["total_bytes_sec"],
+            ),
+            (
+                "no NIC rate limits (host cannot enforce them)",
+                |s| {
+                    let nic = s.nic.as_mut().unwrap();
+                    nic.inbound_kib_per_sec = 0;
+                    nic.outbound_kib_per_sec = 0;
+                },
+                &["<filterref filter=\"clean-traffic\">"],
+                &["<bandwidth"],
+            ),
+            (
+                "inbound only",
+                |s| s.nic.as_mut().unwrap().outbound_kib_per_sec = 0,
+                &["<bandwidth><inbound average=\"12500\"/></bandwidth>"],
+                &["outbound"],
+            ),
+            ("no NIC", |s| s.nic = None, &[], &["<interface", "filterref"]),
+        ];
+        for (case, change, want, unwanted) in table {
+            let mut s = spec();
+            change(&mut s);
+            let xml = s.to_xml().unwrap();
+            for w in *want {
+                assert!(xml.contains(w), "{case}: missing {w} in {xml}");
+            }
+            for u in *unwanted {
+                assert!(!xml.contains(u), "{case}: unexpected {u} in {xml}");
+            }
+            // Only the server's own disk is throttled, never the seed.
+            assert!(xml.matches("<iotune").count() <= 1, "{case}: {xml}");
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::domain::read_tag;
 use super::events::{self, DomainEvent};
+use super::network::{self, DhcpHost, Lease, NetworkSpec};
 use super::{DomainRunState, HostFacts, HvError, Hypervisor};
 
 pub struct Libvirt {
@@ -310,6 +311,108 @@ impl Hypervisor for Libvirt {
             }
             Ok(names)
         })
+    }
+
+    fn set_memory_hard_limit(&self, name: &str, mib: u64) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let params = virt::domain::MemoryParameters {
+                hard_limit: Some(mib * 1024),
+                ..Default::default()
+            };
+            Self::lookup(c, name)?
+                .set_memory_parameters(params, sys::VIR_DOMAIN_AFFECT_LIVE)
+                .map_err(lv("set the memory hard limit"))
+        })
+    }
+
+    fn memory_hard_limit(&self, name: &str) -> Result<Option<u64>, HvError> {
+        self.with_conn(|c| {
+            let p = Self::lookup(c, name)?
+                .memory_parameters(sys::VIR_DOMAIN_AFFECT_LIVE)
+                .map_err(lv("read the memory parameters"))?;
+            Ok(p.hard_limit
+                .filter(|&k| k < virt::domain::MemoryParameters::VALUE_UNLIMITED)
+                .map(|k| k / 1024))
+        })
+    }
+
+    fn all_stats(&self) -> Result<Vec<super::raw::DomainStats>, HvError> {
+        self.with_conn(|c| super::raw::all_domain_stats(c).map_err(lv("read domain statistics")))
+    }
+
+    fn read_network(&self, name: &str) -> Result<Option<network::NetworkState>, HvError> {
+        self.with_conn(|c| {
+            let Some(net) = lookup_network(c, name)? else {
+                return Ok(None);
+            };
+            let xml = net.xml_desc(0).map_err(lv("read a network's XML"))?;
+            network::read_network(&xml).map(Some).ok_or_else(|| {
+                HvError::Refused(format!("network {name} exists but has no IPv4 /24"))
+            })
+        })
+    }
+
+    fn ensure_network(&self, spec: &NetworkSpec) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let net = match lookup_network(c, &spec.name)? {
+                Some(net) => net,
+                None => c
+                    .define_network_xml(&spec.to_xml()?)
+                    .map_err(lv("define the network"))?,
+            };
+            if !net.is_active().map_err(lv("read a network's state"))? {
+                net.create().map_err(lv("start the network"))?;
+            }
+            net.set_autostart(true)
+                .map_err(lv("mark the network autostart"))
+        })
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let Some(net) = lookup_network(c, name)? else {
+                return Ok(());
+            };
+            if net.is_active().unwrap_or(false) {
+                net.destroy().map_err(lv("stop a network"))?;
+            }
+            net.undefine().map_err(lv("undefine a network"))
+        })
+    }
+
+    fn set_dhcp_host(&self, network: &str, host: &DhcpHost, present: bool) -> Result<(), HvError> {
+        let xml = network::host_xml(host)?;
+        self.with_conn(|c| {
+            let net = lookup_network(c, network)?
+                .ok_or_else(|| HvError::Refused(format!("network {network} is missing")))?;
+            let mut flags = sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+            if net.is_active().unwrap_or(false) {
+                flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
+            }
+            let cmd = if present {
+                sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+            } else {
+                sys::VIR_NETWORK_UPDATE_COMMAND_DELETE
+            };
+            net.update(cmd, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, &xml, flags)
+                .map_err(lv("update the network's DHCP hosts"))
+        })
+    }
+
+    fn dhcp_leases(&self, network: &str) -> Result<Vec<Lease>, HvError> {
+        self.with_conn(|c| {
+            let net = lookup_network(c, network)?
+                .ok_or_else(|| HvError::Refused(format!("network {network} is missing")))?;
+            super::raw::dhcp_leases(&net).map_err(lv("read the DHCP leases"))
+        })
+    }
+}
+
+fn lookup_network(c: &Connect, name: &str) -> Result<Option<virt::network::Network>, HvError> {
+    match c.lookup_network_by_name(name) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.code() == Enum::Known(ErrorNumber::NoNetwork) => Ok(None),
+        Err(e) => Err(lv("look up a network")(e)),
     }
 }
 

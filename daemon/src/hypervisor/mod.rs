@@ -9,9 +9,12 @@
 //! `tokio::task::spawn_blocking`.
 
 pub mod accel;
+pub mod bandwidth;
 pub mod domain;
 pub mod events;
 pub mod libvirt;
+pub mod network;
+pub mod raw;
 
 use nuage_shared::Accel;
 
@@ -128,4 +131,36 @@ pub trait Hypervisor: Send + Sync + 'static {
 
     /// Names of the domains carrying this daemon's metadata tag, running or not.
     fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError>;
+
+    /// Caps the memory of a running domain's QEMU process (its memory cgroup), KiB-exact.
+    /// Applied live after each start rather than in the XML: libvirt turns an XML `hard_limit`
+    /// into the process's locked-memory limit too, which needs `CAP_SYS_RESOURCE` that
+    /// containerised hosts lack.
+    fn set_memory_hard_limit(&self, name: &str, mib: u64) -> Result<(), HvError>;
+
+    /// The memory hard limit of a running domain, MiB (`None`: unlimited).
+    fn memory_hard_limit(&self, name: &str) -> Result<Option<u64>, HvError>;
+
+    /// Counters of every running domain on the connection, in one call.
+    fn all_stats(&self) -> Result<Vec<raw::DomainStats>, HvError>;
+
+    /// The network's /24 prefix and static DHCP hosts, or `None` when no such network exists.
+    fn read_network(&self, name: &str) -> Result<Option<network::NetworkState>, HvError>;
+
+    /// Defines the network when missing, starts it when inactive, marks it autostart.
+    fn ensure_network(&self, spec: &network::NetworkSpec) -> Result<(), HvError>;
+
+    /// Stops and undefines a network (when it exists).
+    fn remove_network(&self, name: &str) -> Result<(), HvError>;
+
+    /// Adds (or, with `present == false`, removes) a static DHCP entry, live and persistent.
+    fn set_dhcp_host(
+        &self,
+        network: &str,
+        host: &network::DhcpHost,
+        present: bool,
+    ) -> Result<(), HvError>;
+
+    /// The leases the network's DHCP server handed out.
+    fn dhcp_leases(&self, network: &str) -> Result<Vec<network::Lease>, HvError>;
 }

@@ -8,6 +8,7 @@ mod auth;
 mod console;
 mod events;
 mod images;
+mod resources;
 mod service;
 mod tokens;
 mod unauthorized;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use clap::Parser;
 use http_body_util::BodyExt;
 use nuage_daemon::config::{AccelSetting, LibvirtTarget, Settings};
 use serde_json::Value;
@@ -41,7 +42,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let (app_arc, app) = TestApp::build(None).await;
+        let (app_arc, app) = TestApp::build(None, &[]).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(nuage_daemon::serve(
@@ -59,14 +60,29 @@ impl TestApp {
     }
 
     pub async fn with_web_dir(web_dir: Option<std::path::PathBuf>) -> TestApp {
-        let (app, t) = Self::build(web_dir).await;
+        let (app, t) = Self::build(web_dir, &[]).await;
         app.start_background();
         t
     }
 
+    /// An app with host-policy flags (e.g. `--cpu-overcommit 0.25`), background tasks started.
+    pub async fn with_policy(flags: &[&str]) -> (Arc<nuage_daemon::app::App>, TestApp) {
+        let (app, t) = Self::build(None, flags).await;
+        app.start_background();
+        (app, t)
+    }
+
     /// The app (background tasks not started) and a `TestApp` routing to it.
-    async fn build(web_dir: Option<std::path::PathBuf>) -> (Arc<nuage_daemon::app::App>, TestApp) {
+    async fn build(
+        web_dir: Option<std::path::PathBuf>,
+        policy: &[&str],
+    ) -> (Arc<nuage_daemon::app::App>, TestApp) {
         let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["nuaged", "--network-mode", "isolated"];
+        args.extend_from_slice(policy);
+        let host = Settings::resolve(nuage_daemon::config::Cli::try_parse_from(args).unwrap())
+            .expect("valid policy flags")
+            .host;
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
@@ -75,6 +91,7 @@ impl TestApp {
             import_dirs: vec![dir.path().join("data/import")],
             web_dir,
             admin_password: Some(ADMIN_PASSWORD.into()),
+            host,
         };
         let app = tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings))
             .await

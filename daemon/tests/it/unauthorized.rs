@@ -57,6 +57,12 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/vms/{id}/console/ws", Other::Ticket),
     // Without WebSocket upgrade headers an authenticated call is a bad request.
     ("GET", "/api/v1/events", Other::Own(400)),
+    ("GET", "/api/v1/vms/{id}/metrics", Other::NotFound),
+    ("PUT", "/api/v1/vms/{id}/limits", Other::Admin),
+    ("PUT", "/api/v1/users/{id}/limits", Other::Admin),
+    // Loopback or an admin token; these requests come from no address at all.
+    ("GET", "/metrics", Other::Admin),
+    ("GET", "/api/v1/metrics", Other::Admin),
 ];
 
 fn operations() -> BTreeSet<(String, String)> {
@@ -157,6 +163,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             ("POST", "/api/v1/users") => r#"{"username":"mallory","password":"12345678","role":"admin"}"#.into(),
             ("PATCH", "/api/v1/users/{id}") => r#"{"role":"admin"}"#.into(),
             ("PATCH", "/api/v1/vms/{id}") => r#"{"vcpus":2}"#.into(),
+            ("PUT", "/api/v1/vms/{id}/limits" | "/api/v1/users/{id}/limits") => {
+                r#"{"cpu_cap_percent":1,"disk_iops":10}"#.into()
+            }
             ("POST", "/api/v1/images") => r#"{"name":"x","path":"/etc/passwd"}"#.into(),
             ("POST", "/api/v1/auth/login") => r#"{"username":"alice","password":"wrong"}"#.into(),
             _ => return None,

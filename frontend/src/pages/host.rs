@@ -10,7 +10,7 @@ use crate::session::use_auth;
 #[derive(Clone)]
 enum Load {
     Loading,
-    Ready(HostInfo),
+    Ready(Box<HostInfo>),
     Failed(String),
 }
 
@@ -21,7 +21,7 @@ pub fn HostPage() -> impl IntoView {
     let token = auth.token();
     spawn_local(async move {
         match api::host(&token).await {
-            Ok(info) => set_state.set(Load::Ready(info)),
+            Ok(info) => set_state.set(Load::Ready(Box::new(info))),
             Err(e) => set_state.set(Load::Failed(auth.explain(e))),
         }
     });
@@ -32,7 +32,7 @@ pub fn HostPage() -> impl IntoView {
             {move || match state.get() {
                 Load::Loading => view! { <p class="muted">"Loading host information…"</p> }.into_any(),
                 Load::Failed(msg) => view! { <p class="error-text" role="alert">{msg}</p> }.into_any(),
-                Load::Ready(h) => host_facts(h).into_any(),
+                Load::Ready(h) => host_facts(*h).into_any(),
             }}
         </section>
     }

@@ -42,7 +42,7 @@ pub fn ServerPage() -> impl IntoView {
                     v.state = state;
                 }
             }),
-            Event::VmUpdated { vm: updated } if updated.id == id => vm.set(Some(updated)),
+            Event::VmUpdated { vm: updated } if updated.id == id => vm.set(Some(*updated)),
             Event::VmDeleted { vm_id } if vm_id == id => vm.set(None),
             _ => {}
         }
