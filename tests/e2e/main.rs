@@ -4,4 +4,5 @@
 mod console;
 mod foundation;
 mod relay;
+mod resources;
 mod vps;

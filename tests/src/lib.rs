@@ -217,6 +217,8 @@ pub struct Daemon {
     pub scratch: Scratch,
     log: PathBuf,
     uri: String,
+    /// The daemon's own libvirt network (isolated), removed when the daemon is dropped.
+    pub network: String,
 }
 
 impl Daemon {
@@ -233,13 +235,15 @@ impl Daemon {
         }
         let scratch = Scratch::new("nuage-e2e-");
         let log = scratch.path().join("nuaged.log");
-        let (child, base_url) = spawn_daemon(uri, &scratch, &log, env);
+        let network = network_name(&scratch);
+        let (child, base_url) = spawn_daemon(uri, &scratch, &log, &network, env);
         Daemon {
             child,
             base_url,
             scratch,
             log,
             uri: uri.to_owned(),
+            network,
         }
     }
 
@@ -287,7 +291,8 @@ impl Daemon {
     pub fn kill_and_restart(&mut self, env: &[(&str, &str)]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, base_url) = spawn_daemon(&self.uri, &self.scratch, &self.log, env);
+        let (child, base_url) =
+            spawn_daemon(&self.uri, &self.scratch, &self.log, &self.network, env);
         self.child = child;
         self.base_url = base_url;
     }
@@ -340,7 +345,40 @@ impl Daemon {
     }
 }
 
-fn spawn_daemon(uri: &str, scratch: &Scratch, log: &Path, env: &[(&str, &str)]) -> (Child, String) {
+/// A network name unique to this daemon's scratch dir (at most 32 characters).
+fn network_name(scratch: &Scratch) -> String {
+    let base = scratch
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tail: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .rev()
+        .take(12)
+        .collect();
+    format!("nuage-e2e-{}-{tail}", std::process::id())
+}
+
+/// Stops and undefines a network on `qemu:///system`, if it exists.
+pub fn remove_network(name: &str) {
+    let Ok(conn) = virt::connect::Connect::open(Some(QEMU_SYSTEM)) else {
+        return;
+    };
+    if let Ok(net) = conn.lookup_network_by_name(name) {
+        let _ = net.destroy();
+        let _ = net.undefine();
+    }
+}
+
+fn spawn_daemon(
+    uri: &str,
+    scratch: &Scratch,
+    log: &Path,
+    network: &str,
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let data = scratch.path().join("data");
     let stderr = std::fs::OpenOptions::new()
         .create(true)
@@ -360,6 +398,10 @@ fn spawn_daemon(uri: &str, scratch: &Scratch, log: &Path, env: &[(&str, &str)]) 
     .arg(&data)
     .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     .env("NUAGE_LOG", "info,tower_http=debug")
+    // Guest networks in tests are isolated (no forwarding) and the daemon's own.
+    .env("NUAGE_NETWORK_MODE", "isolated")
+    .env("NUAGE_NETWORK_NAME", network)
+    .env("NUAGE_METRICS_INTERVAL", "2")
     .envs(env.iter().copied())
     .stdout(Stdio::piped())
     .stderr(stderr);
@@ -392,6 +434,9 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             self.terminate();
+        }
+        if self.uri.starts_with("qemu") {
+            remove_network(&self.network);
         }
         if std::thread::panicking() {
             eprintln!(
