@@ -21,7 +21,8 @@ async fn connect(server: &TestServer, query: &str) -> Result<Socket, u16> {
     }
 }
 
-/// The next event about `vm_id` whose type is `kind`, skipping others; with its arrival time.
+/// The next event about `vm_id` of kind `kind` (its body), skipping others; with its arrival
+/// time.
 async fn next_event(socket: &mut Socket, vm_id: &str, kind: &str) -> (Value, Instant) {
     let deadline = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(deadline);
@@ -30,9 +31,11 @@ async fn next_event(socket: &mut Socket, vm_id: &str, kind: &str) -> (Value, Ins
             msg = socket.next() => {
                 let Some(Ok(Message::Text(text))) = msg else { panic!("socket closed: {msg:?}") };
                 let v: Value = serde_json::from_str(&text).unwrap();
-                let id = v["vm_id"].as_str().or(v["vm"]["id"].as_str()).unwrap_or("");
-                if v["type"] == kind && id == vm_id {
-                    return (v, Instant::now());
+                // One key, the kind: {"vm_state": {...}}.
+                let body = &v[kind];
+                let id = body["vm_id"].as_str().or(body["vm"]["id"].as_str()).unwrap_or("");
+                if id == vm_id {
+                    return (body.clone(), Instant::now());
                 }
             }
             _ = &mut deadline => panic!("no {kind} event for {vm_id} within 5 s"),
