@@ -5,7 +5,7 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use nuage_shared::{
     AuditEntry, ConsoleTicket, CreateUser, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image,
     ImportImage, LoginRequest, LoginResponse, Me, UpdateUser, UpdateVm, UserDetail, Vm, VmAction,
-    API_BASE,
+    VmMetrics, API_BASE,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -139,6 +139,10 @@ pub async fn vms(token: &str) -> Result<Vec<Vm>, ApiFailure> {
 
 pub async fn vm(token: &str, id: &str) -> Result<Vm, ApiFailure> {
     get(&format!("/vms/{id}"), token).await
+}
+
+pub async fn vm_metrics(token: &str, id: &str) -> Result<VmMetrics, ApiFailure> {
+    get(&format!("/vms/{id}/metrics"), token).await
 }
 
 pub async fn create_vm(token: &str, req: &CreateVm) -> Result<Vm, ApiFailure> {

@@ -5,6 +5,7 @@ mod app;
 mod components;
 mod console;
 mod events;
+mod graphs;
 mod pages;
 mod session;
 

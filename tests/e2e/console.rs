@@ -75,7 +75,6 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     admin_ui.click(Locator::Id("import-image")).await;
     wait_text(&admin_ui, "[data-image=test-guest]", "qcow2", 60).await;
     admin_ui.screenshot("console-00b-admin-images").await;
-    admin_ui.close().await;
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
     let body =
         json!({"username": "bob", "password": "bob-password", "role": "user", "quota": quota});
@@ -188,6 +187,50 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     alice.screenshot("console-03b-console").await;
+
+    // The metrics tab draws the server's use live (samples arrive on the events stream), and the
+    // page shows the address the daemon's network gave it.
+    wait_text(&alice, "#server-address", ".", 10).await;
+    alice.click(Locator::Id("tab-metrics")).await;
+    let points_js = "const p = document.querySelector('#graph-cpu polyline'); \
+        return p ? (p.getAttribute('points') || '').split(' ').filter(x => x).length : 0;";
+    let graphing = Instant::now();
+    loop {
+        let n = c
+            .execute(points_js, vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            graphing.elapsed() < Duration::from_secs(30),
+            "the CPU graph has {n} points"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    alice.screenshot("console-03c-metrics").await;
+
+    // The admin sees the host's allocation with Alice's server in it.
+    admin_ui.click(Locator::LinkText("Host")).await;
+    wait_text(
+        &admin_ui,
+        "[data-resource=vCPUs] .quota-numbers",
+        "1 / ",
+        30,
+    )
+    .await;
+    wait_text(
+        &admin_ui,
+        "[data-resource=Addresses] .quota-numbers",
+        "1 / 253",
+        30,
+    )
+    .await;
+    admin_ui.screenshot("console-03d-host-allocation").await;
+    admin_ui.close().await;
 
     // Bob, signed in at the same time, sees nothing of it, even with its address.
     let bob = Browser::start().await;

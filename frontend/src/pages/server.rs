@@ -1,15 +1,18 @@
-//! One server: its state (live), the actions that apply now, resize, delete.
+//! One server: its state (live), the actions that apply now, and tabs for the rest (console,
+//! metrics, resize; snapshots and backups come as tabs too). Adding a tab is a variant of [`Tab`]
+//! and one arm in the page's match.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::NavigateOptions;
-use nuage_shared::{Event, UpdateVm, Vm, VmAction};
+use nuage_shared::{Event, MetricSample, MonthlyTraffic, UpdateVm, Vm, VmAction};
 
 use crate::api;
 use crate::components::StateBadge;
 use crate::console::ConsoleView;
 use crate::events::EventStream;
+use crate::graphs::{graph, human_bytes, Series};
 use crate::session::use_auth;
 
 #[component]
@@ -21,6 +24,9 @@ pub fn ServerPage() -> impl IntoView {
         .get("id")
         .unwrap_or_default();
     let vm = RwSignal::new(None::<Vm>);
+    let samples = RwSignal::new(Vec::<MetricSample>::new());
+    let traffic = RwSignal::new(None::<MonthlyTraffic>);
+    let tab = RwSignal::new(Tab::Console);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<&'static str>);
     let confirm = RwSignal::new(false);
@@ -31,6 +37,11 @@ pub fn ServerPage() -> impl IntoView {
             match api::vm(&token, &id).await {
                 Ok(v) => vm.set(Some(v)),
                 Err(e) => error.set(Some(auth.explain(e))),
+            }
+            // Metrics are a nicety: the page works without them.
+            if let Ok(m) = api::vm_metrics(&token, &id).await {
+                samples.set(m.samples);
+                traffic.set(Some(m.traffic));
             }
         });
     }
@@ -44,6 +55,21 @@ pub fn ServerPage() -> impl IntoView {
             }),
             Event::VmUpdated { vm: updated } if updated.id == id => vm.set(Some(*updated)),
             Event::VmDeleted { vm_id } if vm_id == id => vm.set(None),
+            Event::Metrics { vm_id, sample } if vm_id == id => samples.update(|s| {
+                // The month's traffic grows with each sample (the daemon counts the same bytes).
+                if let Some(prev) = s.last() {
+                    let secs = (sample.t - prev.t).max(0) as f32;
+                    traffic.update(|t| {
+                        if let Some(t) = t {
+                            t.rx_bytes += (sample.net_rx_bytes_per_sec * secs) as u64;
+                            t.tx_bytes += (sample.net_tx_bytes_per_sec * secs) as u64;
+                        }
+                    });
+                }
+                s.push(sample);
+                let excess = s.len().saturating_sub(MAX_SAMPLES);
+                s.drain(..excess);
+            }),
             _ => {}
         }
     });
@@ -153,6 +179,10 @@ pub fn ServerPage() -> impl IntoView {
                         {v.pending.map(|p| view! {
                             <dt>"At next boot"</dt><dd id="server-pending">{format!("{} vCPU · {} MiB", p.vcpus, p.memory_mib)}</dd>
                         })}
+                        <dt>"Address"</dt>
+                        <dd id="server-address">{if v.ip_addresses.is_empty() { "–".to_owned() } else { v.ip_addresses.join(", ") }}
+                            {v.mac_address.clone().map(|m| view! { <span class="muted">{format!(" · MAC {m}")}</span> })}</dd>
+                        <dt>"Limits"</dt><dd id="server-limits">{limits_text(&v)}</dd>
                         <dt>"Hostname"</dt><dd>{v.hostname.clone()}</dd>
                         <dt>"Created"</dt><dd>{v.created_at.clone()}</dd>
                         <dt>"Id"</dt><dd class="muted">{v.id.clone()}</dd>
@@ -164,28 +194,47 @@ pub fn ServerPage() -> impl IntoView {
         {move || {
             let (resize, delete, console_id) = (resize.clone(), delete.clone(), console_id.clone());
             vm.get().is_some().then(move || view! {
-            <section class="card" id="console">
-                <h3>"Console"</h3>
-                {move || {
-                    let console_id = console_id.clone();
-                    match (has_screen.get(), show_console.get()) {
-                        (false, _) => view! { <p class="muted">"The screen shows while the server runs."</p> }.into_any(),
-                        (true, false) => view! {
-                            <button id="open-console" on:click=move |_| show_console.set(true)>"Open the console"</button>
-                        }.into_any(),
-                        (true, true) => view! { <ConsoleView vm_id=console_id/> }.into_any(),
-                    }
-                }}
-            </section>
-            <form class="card" id="resize-form" on:submit=resize>
-                <h3>"Resize"</h3>
-                <div class="row">
-                    <label>"vCPUs"<input id="resize-vcpus" prop:value=move || sizes.get().0 on:input=move |ev| sizes.update(|s| s.0 = event_target_value(&ev))/></label>
-                    <label>"Memory (MiB)"<input id="resize-memory" prop:value=move || sizes.get().1 on:input=move |ev| sizes.update(|s| s.1 = event_target_value(&ev))/></label>
-                    <label>"Disk (GiB, grows only)"<input id="resize-disk" prop:value=move || sizes.get().2 on:input=move |ev| sizes.update(|s| s.2 = event_target_value(&ev))/></label>
-                </div>
-                <button type="submit" class="secondary" id="resize" disabled=move || busy.get().is_some()>"Resize"</button>
-            </form>
+            <nav class="tabs" role="tablist" aria-label="Server">
+                {Tab::ALL.into_iter().map(|t| view! {
+                    <button role="tab" id=format!("tab-{}", t.id()) class="tab"
+                        aria-selected=move || (tab.get() == t).to_string()
+                        on:click=move |_| tab.set(t)>{t.label()}</button>
+                }).collect_view()}
+            </nav>
+            {move || {
+                let (resize, console_id) = (resize.clone(), console_id.clone());
+                match tab.get() {
+                    Tab::Console => view! {
+                        <section class="card" id="console" role="tabpanel">
+                            {move || {
+                                let console_id = console_id.clone();
+                                match (has_screen.get(), show_console.get()) {
+                                    (false, _) => view! { <p class="muted">"The screen shows while the server runs."</p> }.into_any(),
+                                    (true, false) => view! {
+                                        <button id="open-console" on:click=move |_| show_console.set(true)>"Open the console"</button>
+                                    }.into_any(),
+                                    (true, true) => view! { <ConsoleView vm_id=console_id/> }.into_any(),
+                                }
+                            }}
+                        </section>
+                    }.into_any(),
+                    Tab::Metrics => view! {
+                        <section class="card" id="metrics" role="tabpanel">
+                            <MetricsPanel samples=samples.into() traffic=traffic.into()/>
+                        </section>
+                    }.into_any(),
+                    Tab::Resize => view! {
+                        <form class="card" id="resize-form" role="tabpanel" on:submit=resize>
+                            <div class="row">
+                                <label>"vCPUs"<input id="resize-vcpus" prop:value=move || sizes.get().0 on:input=move |ev| sizes.update(|s| s.0 = event_target_value(&ev))/></label>
+                                <label>"Memory (MiB)"<input id="resize-memory" prop:value=move || sizes.get().1 on:input=move |ev| sizes.update(|s| s.1 = event_target_value(&ev))/></label>
+                                <label>"Disk (GiB, grows only)"<input id="resize-disk" prop:value=move || sizes.get().2 on:input=move |ev| sizes.update(|s| s.2 = event_target_value(&ev))/></label>
+                            </div>
+                            <button type="submit" class="secondary" id="resize" disabled=move || busy.get().is_some()>"Resize"</button>
+                        </form>
+                    }.into_any(),
+                }
+            }}
             <section class="card danger">
                 {move || if confirm.get() {
                     view! {
@@ -199,5 +248,109 @@ pub fn ServerPage() -> impl IntoView {
                 }}
             </section>
         })}}
+    }
+}
+
+/// Samples kept on the page (an hour at the default 10 s).
+const MAX_SAMPLES: usize = 360;
+
+/// The server page's tabs, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Console,
+    Metrics,
+    Resize,
+}
+
+impl Tab {
+    const ALL: [Tab; 3] = [Tab::Console, Tab::Metrics, Tab::Resize];
+
+    fn id(self) -> &'static str {
+        match self {
+            Tab::Console => "console",
+            Tab::Metrics => "metrics",
+            Tab::Resize => "resize",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Tab::Console => "Console",
+            Tab::Metrics => "Metrics",
+            Tab::Resize => "Resize",
+        }
+    }
+}
+
+/// The limits the host enforces, in one line.
+fn limits_text(v: &Vm) -> String {
+    let l = &v.limits;
+    let rate = |x: u64, f: &dyn Fn(u64) -> String| {
+        if x == 0 {
+            "unlimited".to_owned()
+        } else {
+            f(x)
+        }
+    };
+    format!(
+        "CPU weight {}{} · memory ≤ {} MiB · disk {} IOPS, {} · network in {}, out {}",
+        l.cpu_shares,
+        if l.cpu_cap_percent > 0 {
+            format!(" (cap {}% per vCPU)", l.cpu_cap_percent)
+        } else {
+            String::new()
+        },
+        l.memory_hard_limit_mib,
+        rate(l.disk_iops, &|x| x.to_string()),
+        rate(l.disk_bytes_per_sec, &|x| format!(
+            "{}/s",
+            human_bytes(x as f64)
+        )),
+        rate(l.net_inbound_kib_per_sec, &|x| format!(
+            "{}/s",
+            human_bytes((x * 1024) as f64)
+        )),
+        rate(l.net_outbound_kib_per_sec, &|x| format!(
+            "{}/s",
+            human_bytes((x * 1024) as f64)
+        )),
+    )
+}
+
+/// Live graphs of a server's use, and this month's traffic.
+#[component]
+fn MetricsPanel(
+    samples: Signal<Vec<MetricSample>>,
+    traffic: Signal<Option<MonthlyTraffic>>,
+) -> impl IntoView {
+    view! {
+        {move || samples.with(|s| s.is_empty()).then(|| view! {
+            <p class="muted" id="metrics-waiting">"Samples appear while the server runs (every few seconds)."</p>
+        })}
+        {move || samples.with(|s| {
+            let rate: fn(f32) -> String = |v| format!("{}/s", human_bytes(v as f64));
+            view! {
+                <div class="graphs">
+                    {graph("CPU", "graph-cpu", s,
+                        &[Series { label: "use", class: "s1", get: |x| x.cpu_percent }],
+                        |v| format!("{v:.0}%"), 10.0)}
+                    {graph("Memory on the host", "graph-memory", s,
+                        &[Series { label: "resident", class: "s1", get: |x| x.memory_mib }],
+                        |v| format!("{v:.0} MiB"), 64.0)}
+                    {graph("Disk", "graph-disk", s, &[
+                        Series { label: "read", class: "s1", get: |x| x.disk_read_bytes_per_sec },
+                        Series { label: "write", class: "s2", get: |x| x.disk_write_bytes_per_sec },
+                    ], rate, 1024.0)}
+                    {graph("Network", "graph-net", s, &[
+                        Series { label: "in", class: "s1", get: |x| x.net_rx_bytes_per_sec },
+                        Series { label: "out", class: "s2", get: |x| x.net_tx_bytes_per_sec },
+                    ], rate, 1024.0)}
+                </div>
+            }
+        })}
+        {move || traffic.get().map(|t| view! {
+            <p id="traffic">{format!("Traffic in {}: {} in, {} out.", t.month,
+                human_bytes(t.rx_bytes as f64), human_bytes(t.tx_bytes as f64))}</p>
+        })}
     }
 }
