@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+
+use crate::hypervisor::network::Cidr;
 use serde::Deserialize;
 
 /// `--accel`: how guests are executed.
@@ -119,7 +121,8 @@ pub struct HostPolicyArgs {
     /// Its name [default: nuage-<first 8 characters of the daemon's id>].
     #[arg(long, env = "NUAGE_NETWORK_NAME")]
     pub network_name: Option<String>,
-    /// Its IPv4 /24 (e.g. 10.77.0.0/24) [default: a free 10.x.y.0/24 chosen on first start].
+    /// Its IPv4 subnet, /16 to /24 (e.g. 10.77.0.0/22) [default: a free 10.x.y.0/22 chosen on
+    /// first start].
     #[arg(long, env = "NUAGE_NETWORK_CIDR")]
     pub network_cidr: Option<String>,
     /// Seconds between two usage samples of every server [default: 10].
@@ -141,8 +144,8 @@ pub struct HostPolicy {
     pub net_kib_per_sec: u64,
     pub network_mode: NetworkMode,
     pub network_name: Option<String>,
-    /// The /24's first three octets, when the operator chose one.
-    pub network_prefix: Option<[u8; 3]>,
+    /// The servers' subnet, when the operator chose one.
+    pub network_cidr: Option<Cidr>,
     pub metrics_interval: std::time::Duration,
 }
 
@@ -180,9 +183,9 @@ impl HostPolicyArgs {
             Some(r) if r.is_finite() && r > 0.0 && r <= 1000.0 => Ok(r),
             Some(r) => Err(format!("{name} must be above 0 and at most 1000, not {r}")),
         };
-        let network_prefix = match &self.network_cidr {
+        let network_cidr = match &self.network_cidr {
             None => None,
-            Some(c) => Some(parse_cidr24(c)?),
+            Some(c) => Some(Cidr::parse(c)?),
         };
         if let Some(n) = &self.network_name {
             let ok = (1..=32).contains(&n.len())
@@ -216,22 +219,10 @@ impl HostPolicyArgs {
             net_kib_per_sec: self.net_kib_per_sec.unwrap_or(12_500),
             network_mode: self.network_mode.unwrap_or(NetworkMode::Nat),
             network_name: self.network_name,
-            network_prefix,
+            network_cidr,
             metrics_interval: std::time::Duration::from_secs(interval),
         })
     }
-}
-
-/// `10.77.3.0/24` → `[10, 77, 3]`. Only /24s: the pool is `.2`-`.254`.
-pub fn parse_cidr24(c: &str) -> Result<[u8; 3], String> {
-    let bad = || format!("network {c:?}: give an IPv4 /24 such as 10.77.0.0/24");
-    let (addr, len) = c.split_once('/').ok_or_else(bad)?;
-    let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
-    let o = ip.octets();
-    if len != "24" || o[3] != 0 {
-        return Err(bad());
-    }
-    Ok([o[0], o[1], o[2]])
 }
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -422,10 +413,10 @@ mod tests {
             .unwrap()
             .host;
         assert_eq!(p.cpu_overcommit, 2.5);
-        assert_eq!(p.network_prefix, Some([10, 9, 8]));
+        assert_eq!(p.network_cidr.unwrap().to_string(), "10.9.8.0/24");
         for bad in [
             &["--cpu-overcommit", "0"][..],
-            &["--network-cidr", "10.0.0.0/16"],
+            &["--network-cidr", "10.0.0.0/12"],
             &["--network-cidr", "10.0.0.7/24"],
             &["--cpu-cap-percent", "150"],
             &["--network-name", "a b"],

@@ -225,7 +225,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     wait_text(
         &admin_ui,
         "[data-resource=Addresses] .quota-numbers",
-        "1 / 253",
+        "1 / 1021",
         30,
     )
     .await;

@@ -10,7 +10,7 @@ use nuage_shared::{
 use super::{Actor, App, AppError};
 use crate::config::{HostPolicy, NetworkMode};
 use crate::db::{self, vms, Db};
-use crate::hypervisor::network::{DhcpHost, NetworkSpec, POOL};
+use crate::hypervisor::network::{Cidr, DhcpHost, NetworkSpec};
 use crate::hypervisor::{bandwidth, Hypervisor};
 
 const GIB: u64 = 1 << 30;
@@ -19,7 +19,7 @@ const GIB: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct Net {
     pub name: String,
-    pub prefix: [u8; 3],
+    pub cidr: Cidr,
     /// `Err(why)` when the host's kernel cannot enforce NIC rate limits.
     pub bandwidth: Result<(), String>,
 }
@@ -61,7 +61,12 @@ pub fn effective_limits(
 }
 
 /// What `policy` lets the host allocate out of `physical`.
-pub fn capacity_limit(policy: &HostPolicy, physical: Physical, disk_total_gib: u64) -> Allocation {
+pub fn capacity_limit(
+    policy: &HostPolicy,
+    physical: Physical,
+    disk_total_gib: u64,
+    addresses: u64,
+) -> Allocation {
     let scale = |v: f64, r: f64| (v * r).floor() as u64;
     Allocation {
         vcpus: scale(physical.cpus as f64, policy.cpu_overcommit),
@@ -72,7 +77,7 @@ pub fn capacity_limit(policy: &HostPolicy, physical: Physical, disk_total_gib: u
             policy.memory_overcommit,
         ),
         disk_gib: scale(disk_total_gib as f64, policy.disk_overcommit),
-        vms: u64::from(POOL.end() - POOL.start()) + 1,
+        vms: addresses,
     }
 }
 
@@ -103,35 +108,33 @@ pub(super) fn setup_network(
         .clone()
         .unwrap_or_else(|| format!("nuage-{short}"));
     let recorded = db
-        .call_blocking(|c| db::users::meta_get(c, "network_prefix"))
+        .call_blocking(|c| db::users::meta_get(c, "network_cidr"))
         .map_err(|e| format!("database: {}", super::chain(&e)))?
-        .and_then(|p| crate::config::parse_cidr24(&p).ok());
+        .and_then(|p| Cidr::parse(&p).ok());
     let wanted: Vec<DhcpHost> = db
         .call_blocking(|c| vms::addresses(c, &name))
         .map_err(|e| format!("database: {}", super::chain(&e)))?
         .into_iter()
         .map(|(ip, mac)| DhcpHost { mac, ip })
         .collect();
-    let spec = |prefix| NetworkSpec {
+    let spec = |cidr| NetworkSpec {
         name: name.clone(),
         bridge: format!("nu-{short}"),
-        prefix,
+        cidr,
         nat: policy.network_mode == NetworkMode::Nat,
         hosts: wanted.clone(),
     };
     let hv_err = |e: crate::hypervisor::HvError| format!("network {name}: {}", super::chain(&e));
 
-    let prefix = match hv.read_network(&name).map_err(hv_err)? {
-        Some((prefix, present)) => {
-            if let Some(p) = policy.network_prefix.filter(|p| *p != prefix) {
+    let cidr = match hv.read_network(&name).map_err(hv_err)? {
+        Some((cidr, present)) => {
+            if let Some(want) = policy.network_cidr.filter(|c| *c != cidr) {
                 return Err(format!(
-                    "network {name} exists on {}.{}.{}.0/24, not on the configured \
-                     {}.{}.{}.0/24; remove it (virsh net-destroy/net-undefine) or change \
-                     --network-cidr",
-                    prefix[0], prefix[1], prefix[2], p[0], p[1], p[2]
+                    "network {name} exists on {cidr}, not on the configured {want}; remove it \
+                     (virsh net-destroy/net-undefine) or change --network-cidr"
                 ));
             }
-            hv.ensure_network(&spec(prefix)).map_err(hv_err)?;
+            hv.ensure_network(&spec(cidr)).map_err(hv_err)?;
             // The database is the record: add what is missing, drop what no server holds.
             for h in wanted.iter().filter(|h| !present.contains(h)) {
                 hv.set_dhcp_host(&name, h, true).map_err(hv_err)?;
@@ -139,12 +142,12 @@ pub(super) fn setup_network(
             for h in present.iter().filter(|h| !wanted.contains(h)) {
                 hv.set_dhcp_host(&name, h, false).map_err(hv_err)?;
             }
-            prefix
+            cidr
         }
         None => {
-            let candidates: Vec<[u8; 3]> = match policy.network_prefix.or(recorded) {
-                Some(p) => vec![p],
-                None => candidate_prefixes(daemon_id).take(24).collect(),
+            let candidates: Vec<Cidr> = match policy.network_cidr.or(recorded) {
+                Some(c) => vec![c],
+                None => candidate_subnets(daemon_id).take(24).collect(),
             };
             let mut last = String::new();
             let mut chosen = None;
@@ -164,8 +167,8 @@ pub(super) fn setup_network(
             chosen.ok_or(last)?
         }
     };
-    let text = format!("{}.{}.{}.0/24", prefix[0], prefix[1], prefix[2]);
-    db.call_blocking(|c| db::users::meta_set(c, "network_prefix", &text))
+    let text = cidr.to_string();
+    db.call_blocking(|c| db::users::meta_set(c, "network_cidr", &text))
         .map_err(|e| format!("database: {}", super::chain(&e)))?;
     let bandwidth = if simulated || !local {
         Ok(())
@@ -178,20 +181,21 @@ pub(super) fn setup_network(
     tracing::info!(network = %name, cidr = %text, "network ready");
     Ok(Net {
         name,
-        prefix,
+        cidr,
         bandwidth,
     })
 }
 
-/// /24s in 10.64.0.0/10 in an order derived from the daemon's id, so that daemons sharing a host
-/// rarely try the same one first.
-fn candidate_prefixes(daemon_id: &str) -> impl Iterator<Item = [u8; 3]> {
+/// /22s (1,021 servers each) in 10.64.0.0/10 in an order derived from the daemon's id, so that
+/// daemons sharing a host rarely try the same one first.
+fn candidate_subnets(daemon_id: &str) -> impl Iterator<Item = Cidr> {
     let h = daemon_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     (0..u64::from(u16::MAX)).map(move |i| {
-        let n = h.wrapping_add(i.wrapping_mul(0x9e37)) % (64 * 256);
-        [10, 64 + (n / 256) as u8, (n % 256) as u8]
+        let n = h.wrapping_add(i.wrapping_mul(0x9e37)) % (64 * 64);
+        let base = std::net::Ipv4Addr::new(10, 64 + (n / 64) as u8, (n % 64) as u8 * 4, 0);
+        Cidr::new(base, 22).expect("a /22 on a /22 boundary")
     })
 }
 
@@ -236,7 +240,12 @@ impl App {
             .unwrap_or((0, 0));
         vms::HostRoom {
             host_id: self.daemon_id.clone(),
-            limit: capacity_limit(&self.settings.host, self.physical, total),
+            limit: capacity_limit(
+                &self.settings.host,
+                self.physical,
+                total,
+                self.net.cidr.pool().count() as u64,
+            ),
             disk_free_gib: free,
         }
     }
@@ -262,20 +271,66 @@ impl App {
             reserved_memory_mib: p.reserved_memory_mib,
             disk_total_gib: total,
             disk_free_gib: free,
-            limit: capacity_limit(p, self.physical, total),
+            limit: capacity_limit(p, self.physical, total, self.net.cidr.pool().count() as u64),
             allocated,
         };
-        let pre = self.net.prefix;
         let network = NetworkInfo {
             name: self.net.name.clone(),
             mode: p.network_mode.as_str().into(),
-            cidr: format!("{}.{}.{}.0/24", pre[0], pre[1], pre[2]),
-            addresses_total: POOL.count() as u32,
+            cidr: self.net.cidr.to_string(),
+            addresses_total: self.net.cidr.pool().count() as u32,
             addresses_used: used as u32,
             bandwidth_limits: self.net.bandwidth.is_ok(),
             bandwidth_note: self.net.bandwidth.clone().err(),
         };
         Ok((capacity, network))
+    }
+
+    /// Gives an address to every server of this host that has none (servers created before
+    /// the daemon managed a network): recorded, handed out by DHCP, and in the definition the
+    /// server boots with next.
+    pub async fn assign_missing_addresses(&self) -> Result<usize, AppError> {
+        let host = self.daemon_id.clone();
+        let bare: Vec<Vm> = self
+            .db
+            .call(move |c| vms::list_on_host(c, &host))
+            .await?
+            .into_iter()
+            .filter(|v| v.ip_addresses.is_empty())
+            .collect();
+        for vm in &bare {
+            let (net, cidr, id) = (self.net.name.clone(), self.net.cidr, vm.id.clone());
+            let Some((ip, mac)) = self
+                .db
+                .call(move |c| {
+                    let tx =
+                        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let got = vms::allocate_address(&tx, &net, cidr, &id)?;
+                    tx.commit()?;
+                    Ok(got)
+                })
+                .await?
+            else {
+                tracing::error!(vm = %vm.id, "no free address left for an existing server");
+                break;
+            };
+            let (net, host) = (
+                self.net.name.clone(),
+                DhcpHost {
+                    mac: mac.clone(),
+                    ip: ip.clone(),
+                },
+            );
+            self.hv_call(move |hv| hv.set_dhcp_host(&net, &host, true))
+                .await?;
+            let vm = Vm {
+                ip_addresses: vec![ip],
+                mac_address: Some(mac),
+                ..vm.clone()
+            };
+            self.redefine(&vm).await?;
+        }
+        Ok(bare.len())
     }
 
     /// `PUT /users/{id}/limits` (admins): limits for all of a user's servers. Servers take them
@@ -389,18 +444,26 @@ mod tests {
             cpus: 16,
             memory_mib: 8192,
         };
-        let c = capacity_limit(&p, phys, 100);
-        assert_eq!((c.vcpus, c.memory_mib, c.disk_gib), (64, 7168, 100));
+        let c = capacity_limit(&p, phys, 100, 253);
+        assert_eq!(
+            (c.vcpus, c.memory_mib, c.disk_gib, c.vms),
+            (64, 7168, 100, 253)
+        );
         let p = policy(&["--memory-overcommit", "1.5", "--disk-overcommit", "0.5"]);
-        let c = capacity_limit(&p, phys, 100);
+        let c = capacity_limit(&p, phys, 100, 253);
         assert_eq!((c.memory_mib, c.disk_gib), ((8192 - 512) * 3 / 2, 50));
     }
 
     #[test]
-    fn candidate_networks_are_private_24s_and_differ_per_daemon() {
-        let a: Vec<_> = candidate_prefixes("aaaa-1").take(24).collect();
-        let b: Vec<_> = candidate_prefixes("bbbb-2").take(24).collect();
-        assert!(a.iter().all(|p| p[0] == 10 && (64..128).contains(&p[1])));
+    fn candidate_networks_are_private_22s_and_differ_per_daemon() {
+        let a: Vec<_> = candidate_subnets("aaaa-1").take(24).collect();
+        let b: Vec<_> = candidate_subnets("bbbb-2").take(24).collect();
+        assert!(a.iter().all(|c| {
+            let t = c.to_string();
+            t.starts_with("10.")
+                && t.ends_with("/22")
+                && (64..128).contains(&t[3..].split('.').next().unwrap().parse::<u32>().unwrap())
+        }));
         assert_ne!(a[0], b[0]);
         let distinct: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(distinct.len(), a.len());

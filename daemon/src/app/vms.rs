@@ -349,7 +349,7 @@ impl App {
         // reservation, and the address is taken in the same breath.
         let row = vm.clone();
         let room = self.host_room().await;
-        let (net, prefix) = (self.net.name.clone(), self.net.prefix);
+        let (net, cidr) = (self.net.name.clone(), self.net.cidr);
         let reserved: Result<(String, String), AppError> = self
             .db
             .call(move |c| -> Step<(String, String)> {
@@ -366,7 +366,7 @@ impl App {
                     }
                     other => other?,
                 }
-                let Some(address) = vms::allocate_address(&tx, &net, prefix, &row.id)? else {
+                let Some(address) = vms::allocate_address(&tx, &net, cidr, &row.id)? else {
                     return Ok(Err(AppError::InsufficientCapacity(
                         "This host's network has no free address left. Ask an administrator."
                             .into(),
@@ -743,6 +743,16 @@ impl App {
     /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
     pub fn start_background(self: &Arc<Self>) {
         self.start_sampler();
+        let app = self.clone();
+        tokio::spawn(async move {
+            match app.assign_missing_addresses().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(servers = n, "gave addresses to servers that had none"),
+                Err(e) => {
+                    tracing::error!(error = %super::chain(&e), "cannot give servers addresses")
+                }
+            }
+        });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         if let Err(e) = self.hv.subscribe(tx) {
             tracing::error!(error = %super::chain(&e), "cannot subscribe to libvirt events");

@@ -5,6 +5,7 @@ use nuage_shared::{Allocation, LimitOverrides, PendingResize, Quota, Vm, VmState
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{users, DbError};
+use crate::hypervisor::network::Cidr;
 
 /// A server's row with its address: `SELECT {COLUMNS} FROM {FROM} WHERE ...`.
 const COLUMNS: &str = "vms.id, vms.name, vms.owner_id, vms.host_id, vms.state, vms.vcpus, \
@@ -316,18 +317,17 @@ pub fn set_limits(c: &Connection, id: &str, limits: &LimitOverrides) -> Result<(
 pub fn allocate_address(
     c: &Connection,
     network: &str,
-    prefix: [u8; 3],
+    cidr: Cidr,
     vm_id: &str,
 ) -> Result<Option<(String, String)>, DbError> {
-    use crate::hypervisor::network::{ip_in, mac_for, POOL};
     let mut stmt = c.prepare_cached("SELECT ip FROM addresses WHERE network = ?1")?;
     let used: std::collections::HashSet<String> = stmt
         .query_map([network], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let Some(host) = POOL.clone().find(|h| !used.contains(&ip_in(prefix, *h))) else {
+    let Some(host) = cidr.pool().find(|h| !used.contains(&cidr.host(*h))) else {
         return Ok(None);
     };
-    let (ip, mac) = (ip_in(prefix, host), mac_for(prefix, host));
+    let (ip, mac) = (cidr.host(host), cidr.mac(host));
     c.execute(
         "INSERT INTO addresses (network, ip, mac, vm_id) VALUES (?1, ?2, ?3, ?4)",
         params![network, ip, mac, vm_id],

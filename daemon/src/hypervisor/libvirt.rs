@@ -389,13 +389,33 @@ impl Hypervisor for Libvirt {
             if net.is_active().unwrap_or(false) {
                 flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
             }
-            let cmd = if present {
-                sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+            let section = sys::VIR_NETWORK_SECTION_IP_DHCP_HOST;
+            if present {
+                // Idempotent: an entry left over for this MAC or address goes first.
+                let _ = net.update(
+                    sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                    section,
+                    -1,
+                    &xml,
+                    flags,
+                );
+                net.update(
+                    sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                    section,
+                    -1,
+                    &xml,
+                    flags,
+                )
             } else {
-                sys::VIR_NETWORK_UPDATE_COMMAND_DELETE
-            };
-            net.update(cmd, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, &xml, flags)
-                .map_err(lv("update the network's DHCP hosts"))
+                net.update(
+                    sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                    section,
+                    -1,
+                    &xml,
+                    flags,
+                )
+            }
+            .map_err(lv("update the network's DHCP hosts"))
         })
     }
 

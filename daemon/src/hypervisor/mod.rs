@@ -144,7 +144,7 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Counters of every running domain on the connection, in one call.
     fn all_stats(&self) -> Result<Vec<raw::DomainStats>, HvError>;
 
-    /// The network's /24 prefix and static DHCP hosts, or `None` when no such network exists.
+    /// The network's subnet and static DHCP hosts, or `None` when no such network exists.
     fn read_network(&self, name: &str) -> Result<Option<network::NetworkState>, HvError>;
 
     /// Defines the network when missing, starts it when inactive, marks it autostart.

@@ -1,4 +1,4 @@
-//! The daemon's own libvirt network, as typed XML: a bridge with a /24, libvirt's dnsmasq handing
+//! The daemon's own libvirt network, as typed XML: a bridge with an IPv4 subnet, libvirt's dnsmasq handing
 //! every server the address recorded for it (a static DHCP host entry per MAC), and NAT forwarding
 //! on real hosts or none at all (isolated) in tests.
 
@@ -11,8 +11,8 @@ pub struct NetworkSpec {
     pub name: String,
     /// The bridge device (at most 15 bytes).
     pub bridge: String,
-    /// The /24's first three octets; the host is `.1`.
-    pub prefix: [u8; 3],
+    /// The subnet; the host is its first address.
+    pub cidr: Cidr,
     /// NAT forwarding; `false`: isolated (no `<forward>` at all).
     pub nat: bool,
     /// Static DHCP entries present from the start.
@@ -26,8 +26,8 @@ pub struct DhcpHost {
     pub ip: String,
 }
 
-/// A network's /24 prefix and its static DHCP hosts.
-pub type NetworkState = ([u8; 3], Vec<DhcpHost>);
+/// A network's subnet and its static DHCP hosts.
+pub type NetworkState = (Cidr, Vec<DhcpHost>);
 
 /// A lease libvirt's dnsmasq handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +36,75 @@ pub struct Lease {
     pub ip: String,
 }
 
-/// The usable pool of a /24: `.2` to `.254` (`.1` is the host, `.255` broadcast).
-pub const POOL: std::ops::RangeInclusive<u8> = 2..=254;
-
-pub fn ip_in(prefix: [u8; 3], host: u8) -> String {
-    format!("{}.{}.{}.{host}", prefix[0], prefix[1], prefix[2])
+/// An IPv4 subnet from /16 to /24: the host takes its first address, servers the rest but the
+/// last (broadcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    base: u32,
+    len: u8,
 }
 
-/// A locally administered MAC under QEMU's 52:54:00 prefix, unique per (network, address): the
-/// /24's last octet and the host number.
-pub fn mac_for(prefix: [u8; 3], host: u8) -> String {
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", prefix[1], prefix[2], host)
+impl Cidr {
+    pub const LENGTHS: std::ops::RangeInclusive<u8> = 16..=24;
+
+    pub fn new(base: std::net::Ipv4Addr, len: u8) -> Result<Cidr, String> {
+        let base = u32::from(base);
+        if !Self::LENGTHS.contains(&len) {
+            return Err(format!("a subnet from /16 to /24, not /{len}"));
+        }
+        if base & ((1u32 << (32 - len)) - 1) != 0 {
+            return Err(format!(
+                "{}/{len} has host bits set",
+                std::net::Ipv4Addr::from(base)
+            ));
+        }
+        Ok(Cidr { base, len })
+    }
+
+    /// `10.77.0.0/22`.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let bad = || format!("network {text:?}: give an IPv4 subnet such as 10.77.0.0/22");
+        let (addr, len) = text.split_once('/').ok_or_else(bad)?;
+        let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        Cidr::new(ip, len).map_err(|e| format!("network {text:?}: {e}"))
+    }
+
+    fn size(&self) -> u32 {
+        1 << (32 - self.len)
+    }
+
+    /// The `i`-th address of the subnet.
+    pub fn host(&self, i: u32) -> String {
+        std::net::Ipv4Addr::from(self.base + i).to_string()
+    }
+
+    pub fn netmask(&self) -> String {
+        std::net::Ipv4Addr::from(!(self.size() - 1)).to_string()
+    }
+
+    /// Host numbers servers may get.
+    pub fn pool(&self) -> std::ops::RangeInclusive<u32> {
+        2..=self.size() - 2
+    }
+
+    /// A locally administered MAC under QEMU's 52:54:00 prefix: the address's low 24 bits, so
+    /// it is unique within the subnet and across subnets that differ there.
+    pub fn mac(&self, i: u32) -> String {
+        let n = (self.base + i) & 0xff_ffff;
+        format!(
+            "52:54:00:{:02x}:{:02x}:{:02x}",
+            n >> 16,
+            (n >> 8) & 0xff,
+            n & 0xff
+        )
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", std::net::Ipv4Addr::from(self.base), self.len)
+    }
 }
 
 impl NetworkSpec {
@@ -59,12 +117,12 @@ impl NetworkSpec {
                 stp: "off",
             },
             ip: XmlIp {
-                address: ip_in(self.prefix, 1),
-                netmask: "255.255.255.0",
+                address: self.cidr.host(1),
+                netmask: self.cidr.netmask(),
                 dhcp: XmlDhcp {
                     range: XmlRange {
-                        start: ip_in(self.prefix, *POOL.start()),
-                        end: ip_in(self.prefix, *POOL.end()),
+                        start: self.cidr.host(*self.cidr.pool().start()),
+                        end: self.cidr.host(*self.cidr.pool().end()),
                     },
                     host: self
                         .hosts
@@ -93,7 +151,7 @@ pub fn host_xml(h: &DhcpHost) -> Result<String, HvError> {
     .map_err(HvError::Xml)
 }
 
-/// The /24 prefix and static hosts of a network's XML as libvirt returns it.
+/// The subnet and static hosts of a network's XML as libvirt returns it.
 pub fn read_network(xml: &str) -> Option<NetworkState> {
     #[derive(Deserialize)]
     struct Doc {
@@ -103,6 +161,10 @@ pub fn read_network(xml: &str) -> Option<NetworkState> {
     struct Ip {
         #[serde(rename = "@address")]
         address: String,
+        #[serde(rename = "@netmask")]
+        netmask: Option<String>,
+        #[serde(rename = "@prefix")]
+        prefix: Option<u8>,
         dhcp: Option<Dhcp>,
     }
     #[derive(Deserialize)]
@@ -120,7 +182,13 @@ pub fn read_network(xml: &str) -> Option<NetworkState> {
     let doc: Doc = quick_xml::de::from_str(xml).ok()?;
     let ip = doc.ip?;
     let addr: std::net::Ipv4Addr = ip.address.parse().ok()?;
-    let o = addr.octets();
+    let len = match (ip.prefix, &ip.netmask) {
+        (Some(p), _) => p,
+        (None, Some(m)) => u32::from(m.parse::<std::net::Ipv4Addr>().ok()?).count_ones() as u8,
+        (None, None) => 24,
+    };
+    let mask = !((1u32 << (32 - u32::from(len.clamp(1, 31)))) - 1);
+    let cidr = Cidr::new((u32::from(addr) & mask).into(), len).ok()?;
     let hosts = ip
         .dhcp
         .map(|d| {
@@ -135,7 +203,7 @@ pub fn read_network(xml: &str) -> Option<NetworkState> {
                 .collect()
         })
         .unwrap_or_default();
-    Some(([o[0], o[1], o[2]], hosts))
+    Some((cidr, hosts))
 }
 
 #[derive(Serialize)]
@@ -167,7 +235,7 @@ struct XmlIp {
     #[serde(rename = "@address")]
     address: String,
     #[serde(rename = "@netmask")]
-    netmask: &'static str,
+    netmask: String,
     dhcp: XmlDhcp,
 }
 
@@ -197,15 +265,19 @@ struct XmlHost {
 mod tests {
     use super::*;
 
+    fn cidr() -> Cidr {
+        Cidr::parse("10.77.4.0/22").unwrap()
+    }
+
     fn spec(nat: bool) -> NetworkSpec {
         NetworkSpec {
             name: "nuage-abcd1234".into(),
             bridge: "nu-abcd1234".into(),
-            prefix: [10, 77, 3],
+            cidr: cidr(),
             nat,
             hosts: vec![DhcpHost {
-                mac: mac_for([10, 77, 3], 5),
-                ip: ip_in([10, 77, 3], 5),
+                mac: cidr().mac(5),
+                ip: cidr().host(5),
             }],
         }
     }
@@ -219,15 +291,15 @@ mod tests {
             "{iso}"
         );
         assert!(
-            iso.contains("<ip address=\"10.77.3.1\" netmask=\"255.255.255.0\">"),
+            iso.contains("<ip address=\"10.77.4.1\" netmask=\"255.255.252.0\">"),
             "{iso}"
         );
         assert!(
-            iso.contains("<range start=\"10.77.3.2\" end=\"10.77.3.254\"/>"),
+            iso.contains("<range start=\"10.77.4.2\" end=\"10.77.7.254\"/>"),
             "{iso}"
         );
         assert!(
-            iso.contains("<host mac=\"52:54:00:4d:03:05\" ip=\"10.77.3.5\"/>"),
+            iso.contains("<host mac=\"52:54:00:4d:04:05\" ip=\"10.77.4.5\"/>"),
             "{iso}"
         );
         assert!(spec(true)
@@ -239,19 +311,37 @@ mod tests {
     #[test]
     fn a_network_reads_back_with_its_hosts() {
         let s = spec(false);
-        let (prefix, hosts) = read_network(&s.to_xml().unwrap()).unwrap();
-        assert_eq!(prefix, [10, 77, 3]);
+        let (c, hosts) = read_network(&s.to_xml().unwrap()).unwrap();
+        assert_eq!(c, cidr());
         assert_eq!(hosts, s.hosts);
         assert_eq!(
             host_xml(&s.hosts[0]).unwrap(),
-            "<host mac=\"52:54:00:4d:03:05\" ip=\"10.77.3.5\"/>"
+            "<host mac=\"52:54:00:4d:04:05\" ip=\"10.77.4.5\"/>"
+        );
+        let libvirt = "<network><ip address='10.1.2.1' prefix='24'/></network>";
+        assert_eq!(
+            read_network(libvirt).unwrap().0,
+            Cidr::parse("10.1.2.0/24").unwrap()
         );
         assert_eq!(read_network("<network><name>x</name></network>"), None);
     }
 
     #[test]
-    fn macs_are_unique_per_address() {
-        let macs: std::collections::HashSet<_> = POOL.map(|h| mac_for([10, 77, 3], h)).collect();
-        assert_eq!(macs.len(), POOL.count());
+    fn subnets_parse_strictly_and_give_unique_macs() {
+        let c = cidr();
+        assert_eq!(c.to_string(), "10.77.4.0/22");
+        assert_eq!(c.pool().count(), 1021);
+        assert_eq!(Cidr::parse("10.0.0.0/24").unwrap().pool().count(), 253);
+        for bad in [
+            "10.0.0.0/25",
+            "10.0.0.0/8",
+            "10.0.1.0/22",
+            "10.0.0.0",
+            "ten/24",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+        let macs: std::collections::HashSet<_> = c.pool().map(|h| c.mac(h)).collect();
+        assert_eq!(macs.len(), c.pool().count());
     }
 }

@@ -137,9 +137,14 @@ async fn concurrent_creates_never_overrun_capacity_or_share_an_address() {
     let cidr = host["network"]["cidr"].as_str().unwrap().to_owned();
     assert_eq!(host["network"]["mode"], "isolated");
     assert_eq!(host["network"]["addresses_used"], 4);
-    let prefix = cidr.trim_end_matches("0/24");
+    assert!(cidr.ends_with("/22"), "{cidr}");
+    let (base, _) = cidr.split_once('/').unwrap();
+    let base = u32::from(base.parse::<std::net::Ipv4Addr>().unwrap());
     assert!(
-        ips.iter().all(|ip| ip.starts_with(prefix)),
+        ips.iter().all(|ip| {
+            let a = u32::from(ip.parse::<std::net::Ipv4Addr>().unwrap());
+            a & !0x3ff == base && a - base >= 2
+        }),
         "{ips:?} in {cidr}"
     );
     let hv = app.hv.clone();
@@ -382,4 +387,37 @@ async fn metrics_are_the_owners_alone_and_prometheus_output_parses() {
         .samples
         .iter()
         .any(|s| s.metric == "nuage_vm_cpu_seconds_total"));
+}
+
+#[tokio::test]
+async fn servers_without_an_address_get_one_at_start() {
+    let (app, t) = TestApp::with_policy(&[]).await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", roomy()).await;
+    let r = t
+        .post("/api/v1/vms", Some(&alice), &server("old", &image, 1, 256))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // As if it had been created before the daemon managed a network.
+    let key = id.clone();
+    app.db
+        .call(move |c| {
+            c.execute("DELETE FROM addresses WHERE vm_id = ?1", [&key])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
+    assert_eq!(vm["ip_addresses"], json!([]));
+    assert_eq!(app.assign_missing_addresses().await.unwrap(), 1);
+    let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
+    let ip = vm["ip_addresses"][0].as_str().expect("an address now");
+    assert!(domain_xml(&id).contains(&format!("<parameter name='IP' value='{ip}'/>")));
+    assert_eq!(
+        app.assign_missing_addresses().await.unwrap(),
+        0,
+        "idempotent"
+    );
 }
