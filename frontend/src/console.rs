@@ -273,7 +273,8 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
 mod tests {
     use super::*;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn mouse_buttons_map_to_rfb_order() {
         assert_eq!(rfb_buttons(0), 0);
         assert_eq!(rfb_buttons(1), 1, "left");

@@ -108,7 +108,8 @@ mod tests {
         }
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn events_update_insert_and_remove_servers() {
         let mut list = vec![vm("1", "b", VmState::Running)];
         let state = Event::VmState {

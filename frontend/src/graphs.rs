@@ -127,7 +127,8 @@ pub fn graph(
 mod tests {
     use super::*;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn polylines_scale_into_the_box() {
         assert_eq!(polyline(&[], 10.0), "");
         assert_eq!(
@@ -138,7 +139,8 @@ mod tests {
         assert_eq!(polyline(&[20.0, -1.0], 10.0), "0.0,0.0 300.0,80.0");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn ceilings_are_round_and_never_below_the_floor() {
         assert_eq!(nice_max([3.2f32, 7.9].into_iter(), 1.0), 10.0);
         assert_eq!(nice_max([120.0f32].into_iter(), 1.0), 200.0);

@@ -9,6 +9,9 @@ mod graphs;
 mod pages;
 mod session;
 
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
+
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(app::App);

@@ -312,7 +312,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_good_form_becomes_the_request() {
         let req = check(
             &Form {
@@ -331,7 +332,8 @@ mod tests {
         assert_eq!(req.hostname, None);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn the_form_mirrors_the_api_rules_and_the_quota_left() {
         let table: Vec<(Form, &str)> = vec![
             (
