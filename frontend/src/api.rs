@@ -249,3 +249,60 @@ pub async fn console_ticket(token: &str, id: &str) -> Result<ConsoleTicket, ApiF
     )
     .await
 }
+
+/// `POST /images/upload?name=…&os=…` with `file` as the body, through XMLHttpRequest (fetch
+/// reports no upload progress): `on_progress` receives the fraction sent, 0 to 1.
+pub async fn upload_image(
+    token: &str,
+    name: &str,
+    os: Option<&str>,
+    file: &web_sys::File,
+    on_progress: impl Fn(f64) + 'static,
+) -> Result<Image, ApiFailure> {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+
+    let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
+    let mut path = format!("/images/upload?name={}", enc(name));
+    if let Some(os) = os {
+        path.push_str(&format!("&os={}", enc(os)));
+    }
+    let xhr = web_sys::XmlHttpRequest::new()
+        .map_err(|_| ApiFailure::local("This browser cannot upload."))?;
+    xhr.open("POST", &url(&path))
+        .map_err(|_| ApiFailure::local("Could not start the upload."))?;
+    let _ = xhr.set_request_header("Authorization", &format!("Bearer {token}"));
+    let _ = xhr.set_request_header("Content-Type", "application/octet-stream");
+    let progress =
+        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            if e.length_computable() && e.total() > 0.0 {
+                on_progress(e.loaded() / e.total());
+            }
+        });
+    if let Ok(upload) = xhr.upload() {
+        upload.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    }
+    // Settles when the request ends, however it ends.
+    let done = js_sys::Promise::new(&mut |resolve, _reject| {
+        xhr.set_onloadend(Some(&resolve));
+    });
+    xhr.send_with_opt_blob(Some(file))
+        .map_err(|_| ApiFailure::unreachable())?;
+    let _ = wasm_bindgen_futures::JsFuture::from(done).await;
+    drop(progress);
+    let status = xhr.status().unwrap_or(0);
+    let text = xhr.response_text().ok().flatten().unwrap_or_default();
+    match status {
+        0 => Err(ApiFailure::unreachable()),
+        201 => serde_json::from_str(&text).map_err(|_| {
+            ApiFailure::local("The daemon sent an answer this console does not understand.")
+        }),
+        _ => Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ApiFailure {
+                code: Some(body.error.code),
+                message: body.error.message,
+            },
+            Err(_) => ApiFailure::local(&format!("The daemon answered with status {status}.")),
+        }),
+    }
+}

@@ -74,6 +74,59 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     set_field(&admin_ui, "image-path", image.to_str().unwrap()).await;
     admin_ui.click(Locator::Id("import-image")).await;
     wait_text(&admin_ui, "[data-image=test-guest]", "qcow2", 60).await;
+    // An upload from the browser's computer: a 256 MiB raw disk, named after its file, with a
+    // progress bar while it travels.
+    let upload = daemon.data_dir().join("uploaded-disk.raw");
+    std::fs::File::create(&upload)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    admin_ui
+        .client
+        .find(Locator::Id("upload-file"))
+        .await
+        .unwrap()
+        .send_keys(upload.to_str().unwrap())
+        .await
+        .unwrap();
+    admin_ui.click(Locator::Id("upload-image")).await;
+    let progress_js = "const p = document.getElementById('upload-progress'); \
+        return p ? Number(p.getAttribute('aria-valuenow')) : null;";
+    let mut seen = Vec::new();
+    let uploading = Instant::now();
+    while uploading.elapsed() < Duration::from_secs(60) {
+        match admin_ui
+            .client
+            .execute(progress_js, vec![])
+            .await
+            .unwrap()
+            .as_f64()
+        {
+            Some(v) => seen.push(v),
+            None if !seen.is_empty() => break,
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("upload progress seen: {seen:?}");
+    assert!(!seen.is_empty(), "no progress bar during the upload");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|v| *v > 0.0 && *v < 100.0),
+        "the bar moved through the upload: {seen:?}"
+    );
+    wait_text(&admin_ui, "[data-image=uploaded-disk]", "raw", 60).await;
+    assert!(
+        admin_ui
+            .client
+            .find(Locator::Id("upload-progress"))
+            .await
+            .is_err(),
+        "the progress bar goes once the upload is done"
+    );
     admin_ui.screenshot("console-00b-admin-images").await;
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
     let body =
@@ -267,6 +320,35 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     )
     .await;
     alice.screenshot("console-06-list").await;
+
+    // Readable on a phone: at 390 px nothing overflows sideways, on the list and on the server page.
+    let (w, h) = c.get_window_size().await.unwrap();
+    c.set_window_size(390, 844).await.unwrap();
+    let overflow =
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;";
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let extra = c
+        .execute(overflow, vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap_or(-1);
+    assert_eq!(extra, 0, "the list is {extra} px wider than a phone");
+    alice.screenshot("console-06b-list-phone").await;
+    alice.click(Locator::LinkText("web-1")).await;
+    alice.wait_for(Locator::Id("server-state"), 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let extra = c
+        .execute(overflow, vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap_or(-1);
+    assert_eq!(extra, 0, "the server page is {extra} px wider than a phone");
+    alice.screenshot("console-06c-server-phone").await;
+    c.set_window_size(w as u32, h as u32).await.unwrap();
+    alice.click(Locator::LinkText("My servers")).await;
+    wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
 
     // Delete, with a confirmation.
     alice.click(Locator::LinkText("web-1")).await;

@@ -257,8 +257,71 @@ pub fn ImagesPage() -> impl IntoView {
             busy.set(false);
         });
     };
+    // Upload from this computer, with a progress bar.
+    let (up_name, up_os) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let file_input = NodeRef::<leptos::html::Input>::new();
+    let sent = RwSignal::new(None::<f64>);
+    let upload = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        let Some(file) = file_input
+            .get_untracked()
+            .and_then(|i| i.files())
+            .and_then(|f| f.get(0))
+        else {
+            error.set(Some("Choose an image file first.".into()));
+            return;
+        };
+        let mut image_name = up_name.get_untracked();
+        if image_name.trim().is_empty() {
+            // The file's name without its extension.
+            let f = file.name();
+            image_name = f
+                .rsplit_once('.')
+                .map_or(f.clone(), |(stem, _)| stem.to_owned());
+        }
+        let os_label = up_os.get_untracked();
+        let token = auth.token();
+        sent.set(Some(0.0));
+        spawn_local(async move {
+            let os = (!os_label.is_empty()).then_some(os_label.as_str());
+            match api::upload_image(&token, &image_name, os, &file, move |f| sent.set(Some(f)))
+                .await
+            {
+                Ok(_) => {
+                    up_name.set(String::new());
+                    if let Some(input) = file_input.get_untracked() {
+                        input.set_value("");
+                    }
+                    load();
+                }
+                Err(e) => error.set(Some(auth.explain(e))),
+            }
+            sent.set(None);
+        });
+    };
     view! {
         {move || error.get().map(|e| view! { <p class="error-text card" role="alert" id="admin-error">{e}</p> })}
+        <form class="card create" id="upload-form" on:submit=upload>
+            <h2>"Upload an image"</h2>
+            <p class="muted">"A qcow2 or raw disk image from this computer; the daemon checks it before it is listed."</p>
+            <div class="row">
+                <label>"File"<input type="file" id="upload-file" node_ref=file_input/></label>
+                <label>"Name (default: the file's)"<input id="upload-name" prop:value=up_name on:input=move |ev| up_name.set(event_target_value(&ev))/></label>
+                <label>"OS label"<input id="upload-os" prop:value=up_os on:input=move |ev| up_os.set(event_target_value(&ev))/></label>
+            </div>
+            {move || sent.get().map(|f| {
+                let pct = (f * 100.0) as u32;
+                view! {
+                    <div class="bar" role="progressbar" id="upload-progress" aria-label="Upload"
+                        aria-valuemin="0" aria-valuemax="100" aria-valuenow=pct>
+                        <div class="fill" style=format!("width: {pct}%")></div>
+                    </div>
+                    <p class="muted" id="upload-status">{if pct >= 100 { "Checking the image…".to_owned() } else { format!("Sent {pct}%") }}</p>
+                }
+            })}
+            <button type="submit" id="upload-image" disabled=move || sent.get().is_some()>"Upload"</button>
+        </form>
         <form class="card create" id="image-form" on:submit=import>
             <h2>"Import an image"</h2>
             <p class="muted">"A qcow2 or raw file inside one of the daemon's import directories (<data-dir>/import by default)."</p>
