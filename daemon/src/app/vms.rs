@@ -712,18 +712,32 @@ impl App {
     }
 
     /// Applies one libvirt lifecycle event to the server it concerns.
-    pub(super) async fn on_domain_event(&self, ev: DomainEvent) {
+    pub async fn on_domain_event(&self, ev: DomainEvent) {
         let Some(id) = vm_id_of(&ev.name) else { return };
         let key = id.to_owned();
         let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
             return;
         };
-        // Creation and deletion settle the state themselves; other hosts' servers are not ours.
-        if vm.host_id != self.daemon_id || matches!(vm.state, VmState::Creating | VmState::Deleting)
+        // Creation, deletion and starting settle the state themselves (their call is in
+        // flight); other hosts' servers are not ours.
+        if vm.host_id != self.daemon_id
+            || matches!(
+                vm.state,
+                VmState::Creating | VmState::Deleting | VmState::Starting
+            )
         {
             return;
         }
-        let to = state_after(ev.kind);
+        // Events can arrive late: a stop's STOPPED after the next start has returned. Settle on
+        // what libvirt says the domain is doing now, not on what the event said it did then.
+        let name = ev.name.clone();
+        let to = match self.hv_call(move |hv| hv.state(&name)).await {
+            Ok(DomainRunState::Other) | Err(_) if ev.kind != DomainEventKind::Undefined => {
+                state_after(ev.kind)
+            }
+            Ok(run) => settled(run),
+            Err(_) => VmState::Error,
+        };
         if to == vm.state {
             return;
         }

@@ -469,3 +469,42 @@ async fn a_server_created_stopped_waits_to_be_started() {
     let id = r.body["id"].as_str().unwrap().to_owned();
     assert_eq!(act(&t, &admin, &id, "start").await.body["state"], "running");
 }
+
+#[tokio::test]
+async fn a_late_libvirt_event_does_not_undo_a_newer_state() {
+    use nuage_daemon::hypervisor::events::{DomainEvent, DomainEventKind};
+    let (app, t) = TestApp::with_policy(&[]).await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", roomy()).await;
+    let r = t
+        .post(
+            "/api/v1/vms",
+            Some(&alice),
+            &server("web", &image).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // The STOPPED of an earlier stop, delivered after the server was started again.
+    app.on_domain_event(DomainEvent {
+        name: format!("nuage-{id}"),
+        kind: DomainEventKind::Stopped,
+    })
+    .await;
+    let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
+    assert_eq!(vm["state"], "running", "libvirt says it runs");
+    // A stop that really happened behind nuaged's back is recorded.
+    let conn = virt::connect::Connect::open(Some("test:///default")).unwrap();
+    conn.lookup_domain_by_name(&format!("nuage-{id}"))
+        .unwrap()
+        .destroy()
+        .unwrap();
+    app.on_domain_event(DomainEvent {
+        name: format!("nuage-{id}"),
+        kind: DomainEventKind::Stopped,
+    })
+    .await;
+    let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
+    assert_eq!(vm["state"], "stopped");
+}
