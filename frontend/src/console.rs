@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use rfb::keys::{keysym_for_key, CTRL_ALT_DEL};
+use rfb::keys::{keysym_for_key, xt_scancode_for_code, CTRL_ALT_DEL, CTRL_ALT_DEL_SCANCODES};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{
@@ -83,6 +83,8 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     let status = RwSignal::new("connecting…".to_owned());
     let one_to_one = RwSignal::new(false);
+    // Whether keys go as scancodes, and the guest's Caps Lock LED (both from the server).
+    let (scancodes, caps) = (RwSignal::new(false), RwSignal::new(false));
     let slot = Slot::default();
     StoredValue::new_local(Handle(slot.clone()));
 
@@ -150,6 +152,8 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                                             width,
                                             height,
                                         } => live.draw(x, y, width, height),
+                                        rfb::Event::ExtendedKeys => scancodes.set(true),
+                                        rfb::Event::Leds { caps_lock, .. } => caps.set(caps_lock),
                                         _ => {}
                                     }
                                 }
@@ -204,9 +208,12 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
     let key = {
         let with_live = with_live.clone();
         move |ev: web_sys::KeyboardEvent, down: bool| {
-            if let Some(ks) = keysym_for_key(&ev.key()) {
+            // The physical key (for servers that take scancodes) and the character (for those
+            // that take keysyms); the client sends whichever the server speaks.
+            let (ks, sc) = (keysym_for_key(&ev.key()), xt_scancode_for_code(&ev.code()));
+            if ks.is_some() || sc.is_some() {
                 ev.prevent_default();
-                with_live(&mut |l| l.client.key(ks, down));
+                with_live(&mut |l| l.client.key_event(ks, sc, down));
             }
         }
     };
@@ -229,11 +236,12 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
         let with_live = with_live.clone();
         move |_| {
             with_live(&mut |l| {
-                for ks in CTRL_ALT_DEL {
-                    l.client.key(ks, true);
+                let keys = CTRL_ALT_DEL.into_iter().zip(CTRL_ALT_DEL_SCANCODES);
+                for (ks, sc) in keys.clone() {
+                    l.client.key_event(Some(ks), Some(sc), true);
                 }
-                for ks in CTRL_ALT_DEL.iter().rev() {
-                    l.client.key(*ks, false);
+                for (ks, sc) in keys.rev() {
+                    l.client.key_event(Some(ks), Some(sc), false);
                 }
             })
         }
@@ -264,7 +272,14 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                 on:mousedown=p2
                 on:mouseup=p3
                 on:contextmenu=|ev| ev.prevent_default()></canvas>
-            <p class="muted">"Click the screen to type into it. Keys travel as keysyms."</p>
+            <p class="muted" id="console-keys">
+                {move || if scancodes.get() {
+                    "Click the screen to type into it. Keys travel as scancodes: the guest's own keyboard layout applies."
+                } else {
+                    "Click the screen to type into it. Keys travel as keysyms."
+                }}
+                {move || caps.get().then_some(" Caps Lock is on.")}
+            </p>
         </div>
     }
 }

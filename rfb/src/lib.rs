@@ -18,11 +18,23 @@ use std::fmt;
 pub mod keys;
 
 /// Encodings and pseudo-encodings this client asks for, most preferred first.
-pub const ENCODINGS: [i32; 4] = [ENC_COPY_RECT, ENC_RAW, ENC_DESKTOP_SIZE, ENC_LAST_RECT];
+pub const ENCODINGS: [i32; 6] = [
+    ENC_COPY_RECT,
+    ENC_RAW,
+    ENC_DESKTOP_SIZE,
+    ENC_LAST_RECT,
+    ENC_QEMU_EXTENDED_KEY,
+    ENC_QEMU_LED_STATE,
+];
 pub const ENC_RAW: i32 = 0;
 pub const ENC_COPY_RECT: i32 = 1;
 pub const ENC_LAST_RECT: i32 = -224;
 pub const ENC_DESKTOP_SIZE: i32 = -223;
+/// QEMU's extended key events: keys travel as scancodes, so the guest's own keymap decides what
+/// they mean and every keyboard layout works.
+pub const ENC_QEMU_EXTENDED_KEY: i32 = -258;
+/// QEMU tells the client the guest's keyboard LEDs (Caps, Num, Scroll Lock).
+pub const ENC_QEMU_LED_STATE: i32 = -261;
 
 /// The largest framebuffer accepted (a guard against absurd sizes in hostile input).
 pub const MAX_DIMENSION: u16 = 8192;
@@ -74,6 +86,14 @@ pub enum Event {
     },
     Bell,
     ClipboardText(String),
+    /// The server takes scancodes ([`Client::key_event`] sends them from now on).
+    ExtendedKeys,
+    /// The guest's keyboard LEDs.
+    Leds {
+        scroll_lock: bool,
+        num_lock: bool,
+        caps_lock: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +123,8 @@ pub struct Client {
     height: u16,
     /// RGBA, row-major, `width * height * 4` bytes.
     pixels: Vec<u8>,
+    /// The server acknowledged QEMU extended key events.
+    extended_keys: bool,
 }
 
 impl Default for Client {
@@ -160,6 +182,7 @@ impl Client {
             width: 0,
             height: 0,
             pixels: Vec::new(),
+            extended_keys: false,
         }
     }
 
@@ -201,6 +224,31 @@ impl Client {
                     return Err(e);
                 }
             }
+        }
+    }
+
+    /// Whether keys go as scancodes (the server acknowledged QEMU extended key events).
+    pub fn extended_keys(&self) -> bool {
+        self.extended_keys
+    }
+
+    /// Sends a key down or up: as its scancode (QEMU's key number: XT set 1, `0x80 | code` for
+    /// E0-prefixed keys) when the server takes scancodes, else as its keysym. Nothing is sent
+    /// when neither applies.
+    pub fn key_event(&mut self, keysym: Option<u32>, scancode: Option<u32>, down: bool) {
+        if !matches!(self.state, State::Running { .. }) {
+            return;
+        }
+        match (self.extended_keys, scancode, keysym) {
+            (true, Some(code), ks) => {
+                self.output.extend_from_slice(&[255, 0]);
+                self.output.extend_from_slice(&(down as u16).to_be_bytes());
+                self.output
+                    .extend_from_slice(&ks.unwrap_or(0).to_be_bytes());
+                self.output.extend_from_slice(&code.to_be_bytes());
+            }
+            (_, _, Some(ks)) => self.key(ks, down),
+            _ => {}
         }
     }
 
@@ -439,6 +487,20 @@ impl Client {
         let mut left = rects_left - 1;
         match enc {
             ENC_LAST_RECT => left = 0,
+            ENC_QEMU_EXTENDED_KEY => {
+                if !self.extended_keys {
+                    self.extended_keys = true;
+                    events.push(Event::ExtendedKeys);
+                }
+            }
+            ENC_QEMU_LED_STATE => {
+                let Some(leds) = r.u8() else { return Ok(None) };
+                events.push(Event::Leds {
+                    scroll_lock: leds & 1 != 0,
+                    num_lock: leds & 2 != 0,
+                    caps_lock: leds & 4 != 0,
+                });
+            }
             ENC_DESKTOP_SIZE => {
                 self.resize(w, h)?;
                 events.push(Event::Resized {

@@ -301,3 +301,59 @@ fn random_and_mutated_streams_never_panic() {
         let _ = c.take_output();
     }
 }
+
+#[test]
+fn keys_go_as_scancodes_once_qemu_acknowledges_extended_key_events() {
+    let mut c = connected(4, 4);
+    // Before the acknowledgement: the keysym, as a plain KeyEvent.
+    c.key_event(Some(0x61), Some(0x1e), true);
+    assert_eq!(c.take_output(), [4, 1, 0, 0, 0, 0, 0, 0x61]);
+    // The server acknowledges with the pseudo-encoding (no payload) and reports its LEDs.
+    let ev = c
+        .receive(&update(&[
+            (0, 0, 4, 4, ENC_QEMU_EXTENDED_KEY, vec![]),
+            (0, 0, 4, 4, ENC_QEMU_LED_STATE, vec![0b101]),
+        ]))
+        .unwrap();
+    assert_eq!(
+        ev,
+        vec![
+            Event::ExtendedKeys,
+            Event::Leds {
+                scroll_lock: true,
+                num_lock: false,
+                caps_lock: true
+            },
+            Event::UpdateDone
+        ]
+    );
+    assert!(c.extended_keys());
+    c.take_output();
+    // QEMU extended key event: 255, 0, down-flag u16, keysym u32, key number u32.
+    c.key_event(Some(0x61), Some(0x1e), true);
+    assert_eq!(
+        c.take_output(),
+        [255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e]
+    );
+    // A key with no keysym (a dead key, say) still travels by its scancode.
+    c.key_event(None, Some(0xc8), false);
+    assert_eq!(c.take_output(), [255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc8]);
+    // A key with no scancode falls back to its keysym; one with neither sends nothing.
+    c.key_event(Some(0x20ac), None, true);
+    assert_eq!(c.take_output(), [4, 1, 0, 0, 0, 0, 0x20, 0xac]);
+    c.key_event(None, None, true);
+    assert!(c.take_output().is_empty());
+}
+
+#[test]
+fn the_client_asks_for_extended_keys_and_leds() {
+    let mut c = Client::new();
+    c.receive(&greeting("003.008", 4, 4, "q")).unwrap();
+    let out = c.take_output();
+    for enc in [ENC_QEMU_EXTENDED_KEY, ENC_QEMU_LED_STATE] {
+        assert!(
+            out.windows(4).any(|w| w == enc.to_be_bytes()),
+            "SetEncodings lacks {enc}"
+        );
+    }
+}

@@ -199,6 +199,8 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     }
     alice.click(Locator::Id("open-console")).await;
     wait_text(&alice, "#console-status", "connected", 30).await;
+    // QEMU takes scancodes: what is typed below travels by physical key.
+    wait_text(&alice, "#console-keys", "scancodes", 30).await;
     let lit_js = "const c = document.getElementById('console-canvas'); \
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
         for (let i = 0; i < d.length; i += 4) { if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; } return n;";

@@ -140,7 +140,7 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     let mut client = rfb::Client::new();
     let started = std::time::Instant::now();
     let mut bytes = 0usize;
-    let (mut connected, mut framed) = (false, false);
+    let (mut connected, mut framed, mut extended, mut damaged) = (false, false, false, false);
     while !framed {
         let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
@@ -152,7 +152,10 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
         for ev in client.receive(&data).expect("a valid RFB stream") {
             match ev {
                 rfb::Event::Connected { .. } => connected = true,
-                rfb::Event::UpdateDone if connected => framed = true,
+                // An update that drew pixels (QEMU's acknowledgements are updates too).
+                rfb::Event::Damage { .. } => damaged = true,
+                rfb::Event::UpdateDone if connected && damaged => framed = true,
+                rfb::Event::ExtendedKeys => extended = true,
                 _ => {}
             }
         }
@@ -175,5 +178,9 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     assert!(
         lit > 500,
         "the guest's screen shows text, not a black frame ({lit} lit pixels)"
+    );
+    assert!(
+        extended && client.extended_keys(),
+        "QEMU acknowledged extended key events (keys go as scancodes)"
     );
 }
