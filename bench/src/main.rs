@@ -99,6 +99,20 @@ async fn login(http: &reqwest::Client, url: &str) -> String {
     r["token"].as_str().unwrap().to_owned()
 }
 
+/// The signed-in user's id.
+async fn my_id(http: &reqwest::Client, url: &str, token: &str) -> String {
+    let me: Value = http
+        .get(format!("{url}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["user"]["id"].as_str().unwrap().to_owned()
+}
+
 /// A libvirt test-driver node file holding `names` as defined, running domains.
 fn test_node_file(dir: &Path, names: &[String]) -> PathBuf {
     let mut xml = String::from(
@@ -118,6 +132,58 @@ fn test_node_file(dir: &Path, names: &[String]) -> PathBuf {
     path
 }
 
+/// Writes `n` running servers of `owner` straight into the database (creating thousands of disks
+/// would measure qemu-img, not what the benchmark is about); returns their ids.
+async fn insert_servers(app: &Arc<App>, owner: &str, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let (rows, host, owner) = (ids.clone(), app.daemon_id.clone(), owner.to_owned());
+    app.db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let image = Image {
+                id: "bench-image".into(),
+                name: "bench".into(),
+                format: "raw".into(),
+                virtual_size_bytes: 1 << 20,
+                os: None,
+                created_at: "2026-01-01T00:00:00Z".into(),
+            };
+            nuage_daemon::db::images::insert(
+                &tx,
+                &nuage_daemon::db::images::ImageRow {
+                    image,
+                    path: "/nonexistent".into(),
+                },
+            )?;
+            for (i, id) in rows.iter().enumerate() {
+                let vm = Vm {
+                    id: id.clone(),
+                    name: format!("server-{i}"),
+                    owner_id: owner.clone(),
+                    host_id: host.clone(),
+                    state: VmState::Running,
+                    vcpus: 1,
+                    memory_mib: 256,
+                    disk_gib: 1,
+                    image_id: "bench-image".into(),
+                    hostname: format!("server-{i}"),
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                    ip_addresses: vec![],
+                    pending: None,
+                    mac_address: None,
+                    limits: Default::default(),
+                    limit_overrides: Default::default(),
+                };
+                nuage_daemon::db::vms::insert(&tx, &vm)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    ids
+}
+
 /// `GET /api/v1/vms` with N servers, beside libvirt listing the same N domains.
 async fn bench_list() {
     println!("| servers | nuaged GET /api/v1/vms p50 / p99 | `virsh list --all` p50 / p99 | libvirt API list + state, in-process p50 / p99 |");
@@ -126,65 +192,10 @@ async fn bench_list() {
         let (app, url, dir) = serve("test:///default", None).await;
         let http = reqwest::Client::new();
         let token = login(&http, &url).await;
-        let me: Value = http
-            .get(format!("{url}/api/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let owner = me["user"]["id"].as_str().unwrap().to_owned();
+        let owner = my_id(&http, &url, &token).await;
         // The records are written straight into the database (creating 10,000 disks would
         // measure qemu-img, not the listing); the list is served from these rows either way.
-        let names: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-        let ids = names.clone();
-        let host = app.daemon_id.clone();
-        app.db
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let image = Image {
-                    id: "bench-image".into(),
-                    name: "bench".into(),
-                    format: "raw".into(),
-                    virtual_size_bytes: 1 << 20,
-                    os: None,
-                    created_at: "2026-01-01T00:00:00Z".into(),
-                };
-                nuage_daemon::db::images::insert(
-                    &tx,
-                    &nuage_daemon::db::images::ImageRow {
-                        image,
-                        path: "/nonexistent".into(),
-                    },
-                )?;
-                for (i, id) in ids.iter().enumerate() {
-                    let vm = Vm {
-                        id: id.clone(),
-                        name: format!("server-{i}"),
-                        owner_id: owner.clone(),
-                        host_id: host.clone(),
-                        state: VmState::Running,
-                        vcpus: 1,
-                        memory_mib: 256,
-                        disk_gib: 1,
-                        image_id: "bench-image".into(),
-                        hostname: format!("server-{i}"),
-                        created_at: "2026-01-01T00:00:00Z".into(),
-                        ip_addresses: vec![],
-                        pending: None,
-                        mac_address: None,
-                        limits: Default::default(),
-                        limit_overrides: Default::default(),
-                    };
-                    nuage_daemon::db::vms::insert(&tx, &vm)?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let names = insert_servers(&app, &owner, n).await;
 
         let rounds = if n > 5_000 { 60 } else { 200 };
         let mut ours = Vec::new();
@@ -365,17 +376,15 @@ const SIMULATED_ARGS: &[&str] = &[
     "isolated",
 ];
 
-/// The release `nuaged` binary's resident memory, idle and holding 1,000 servers.
-async fn bench_memory() {
+/// The release `nuaged` on the simulated host in a temp data dir holding a 1 MiB raw image in
+/// its import dir; returns the process, its URL and the dir.
+fn spawn_simulated(prefix: &str) -> (std::process::Child, String, tempfile::TempDir) {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nuaged");
     assert!(
         bin.exists(),
         "build it first: cargo build --release -p nuage-daemon"
     );
-    let dir = tempfile::Builder::new()
-        .prefix("nuage-bench-mem-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let import = dir.path().join("data/import");
     std::fs::create_dir_all(&import).unwrap();
     std::fs::File::create(import.join("tiny.raw"))
@@ -399,22 +408,21 @@ async fn bench_memory() {
             break u.to_owned();
         }
     };
+    // Keep reading its stdout, so that a later line never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, url, dir)
+}
+
+/// The release `nuaged` binary's resident memory, idle and holding 1,000 servers.
+async fn bench_memory() {
+    let (mut child, url, dir) = spawn_simulated("nuage-bench-mem-");
+    let import = dir.path().join("data/import");
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(child.id());
-    let admin = http.patch(format!("{url}/api/v1/users/{}", {
-        let me: Value = http
-            .get(format!("{url}/api/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        me["user"]["id"].as_str().unwrap().to_owned()
-    }));
+    let admin_id = my_id(&http, &url, &token).await;
+    let admin = http.patch(format!("{url}/api/v1/users/{admin_id}"));
     admin
         .bearer_auth(&token)
         .json(&json!({"quota": {"vcpus": 2000, "memory_mib": 1_000_000, "disk_gib": 2000, "vms": 2000, "snapshots": 0}}))
@@ -499,52 +507,7 @@ async fn bench_metrics() {
         })
         .await
         .unwrap();
-    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let (rows, host) = (ids.clone(), app.daemon_id.clone());
-    app.db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let image = Image {
-                id: "bench-image".into(),
-                name: "bench".into(),
-                format: "raw".into(),
-                virtual_size_bytes: 1 << 20,
-                os: None,
-                created_at: "2026-01-01T00:00:00Z".into(),
-            };
-            nuage_daemon::db::images::insert(
-                &tx,
-                &nuage_daemon::db::images::ImageRow {
-                    image,
-                    path: "/nonexistent".into(),
-                },
-            )?;
-            for (i, id) in rows.iter().enumerate() {
-                let vm = Vm {
-                    id: id.clone(),
-                    name: format!("server-{i}"),
-                    owner_id: owner.clone(),
-                    host_id: host.clone(),
-                    state: VmState::Running,
-                    vcpus: 1,
-                    memory_mib: 256,
-                    disk_gib: 1,
-                    image_id: "bench-image".into(),
-                    hostname: format!("server-{i}"),
-                    created_at: "2026-01-01T00:00:00Z".into(),
-                    ip_addresses: vec![],
-                    pending: None,
-                    mac_address: None,
-                    limits: Default::default(),
-                    limit_overrides: Default::default(),
-                };
-                nuage_daemon::db::vms::insert(&tx, &vm)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let ids = insert_servers(&app, &owner, n).await;
     // The same running domains in the daemon's simulated libvirt (shared within this process).
     let names: Vec<String> = ids.iter().map(|id| format!("nuage-{id}")).collect();
     let defined = names.clone();
@@ -645,50 +608,11 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// The release `nuaged`'s CPU use while idle with 100 servers (metrics sampled every 10 s, the
 /// default), over a minute.
 async fn bench_idle() {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/nuaged");
-    assert!(
-        bin.exists(),
-        "build it first: cargo build --release -p nuage-daemon"
-    );
-    let dir = tempfile::Builder::new()
-        .prefix("nuage-bench-idle-")
-        .tempdir()
-        .unwrap();
+    let (mut child, url, dir) = spawn_simulated("nuage-bench-idle-");
     let import = dir.path().join("data/import");
-    std::fs::create_dir_all(&import).unwrap();
-    std::fs::File::create(import.join("tiny.raw"))
-        .unwrap()
-        .set_len(1 << 20)
-        .unwrap();
-    let mut child = Command::new(&bin)
-        .args(SIMULATED_ARGS)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("NUAGE_ADMIN_PASSWORD", PASSWORD)
-        .env("NUAGE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-        if let Some(u) = line.trim().strip_prefix("nuaged listening on ") {
-            break u.to_owned();
-        }
-    };
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let admin_id = my_id(&http, &url, &token).await;
     call(
         http.patch(format!("{url}/api/v1/users/{admin_id}")),
         &token,

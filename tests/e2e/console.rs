@@ -30,6 +30,21 @@ async fn wait_text(browser: &Browser, css: &str, want: &str, secs: u64) -> Durat
     }
 }
 
+/// The page is no wider than the window (a phone's, here); with a screenshot.
+async fn fits_a_phone(browser: &Browser, page: &str, shot: &str) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let js = "return document.documentElement.scrollWidth - document.documentElement.clientWidth;";
+    let extra = browser
+        .client
+        .execute(js, vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap_or(-1);
+    assert_eq!(extra, 0, "the {page} is {extra} px wider than a phone");
+    browser.screenshot(shot).await;
+}
+
 async fn set_field(browser: &Browser, id: &str, value: &str) {
     let input = browser.client.find(Locator::Id(id)).await.unwrap();
     input.clear().await.unwrap();
@@ -326,28 +341,10 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     // Readable on a phone: at 390 px nothing overflows sideways, on the list and on the server page.
     let (w, h) = c.get_window_size().await.unwrap();
     c.set_window_size(390, 844).await.unwrap();
-    let overflow =
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;";
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let extra = c
-        .execute(overflow, vec![])
-        .await
-        .unwrap()
-        .as_i64()
-        .unwrap_or(-1);
-    assert_eq!(extra, 0, "the list is {extra} px wider than a phone");
-    alice.screenshot("console-06b-list-phone").await;
+    fits_a_phone(&alice, "list", "console-06b-list-phone").await;
     alice.click(Locator::LinkText("web-1")).await;
     alice.wait_for(Locator::Id("server-state"), 30).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let extra = c
-        .execute(overflow, vec![])
-        .await
-        .unwrap()
-        .as_i64()
-        .unwrap_or(-1);
-    assert_eq!(extra, 0, "the server page is {extra} px wider than a phone");
-    alice.screenshot("console-06c-server-phone").await;
+    fits_a_phone(&alice, "server page", "console-06c-server-phone").await;
     c.set_window_size(w as u32, h as u32).await.unwrap();
     alice.click(Locator::LinkText("My servers")).await;
     wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;

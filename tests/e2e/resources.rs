@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use nuage_e2e::{domain_xml, Daemon};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// libvirt's leases on `network`, as (MAC, IP).
 fn leases(network: &str) -> Vec<(String, String)> {
@@ -57,23 +57,9 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
     ])
     .await;
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 2, "snapshots": 0});
-    let (status, user) = admin
-        .post(
-            "/api/v1/users",
-            json!({"username": "alice", "password": "alice-pass", "role": "user", "quota": quota}),
-        )
+    let alice = daemon
+        .user(&admin, "alice", "alice-pass", quota.clone())
         .await;
-    assert_eq!(status, 201, "{user}");
-    let login: Value = reqwest::Client::new()
-        .post(daemon.url("/api/v1/auth/login"))
-        .json(&json!({"username": "alice", "password": "alice-pass"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alice = daemon.api(login["token"].as_str().unwrap());
     let (status, vm) = alice
         .post(
             "/api/v1/vms",
@@ -190,23 +176,7 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
     );
 
     // Another tenant sees none of it; deleting frees the address from the network.
-    let (status, _) = admin
-        .post(
-            "/api/v1/users",
-            json!({"username": "bob", "password": "bob-pass-1", "role": "user", "quota": quota}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let login: Value = reqwest::Client::new()
-        .post(daemon.url("/api/v1/auth/login"))
-        .json(&json!({"username": "bob", "password": "bob-pass-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bob = daemon.api(login["token"].as_str().unwrap());
+    let bob = daemon.user(&admin, "bob", "bob-pass-1", quota).await;
     let (status, _) = bob.get(&format!("/api/v1/vms/{id}/metrics")).await;
     assert_eq!(status, 404);
     let (status, _) = alice.delete(&format!("/api/v1/vms/{id}")).await;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use nuage_e2e::{domain_xml, domains_under, Daemon};
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn wait_serial(path: &std::path::Path, marker: &str, timeout: Duration) -> Duration {
     let start = Instant::now();
@@ -24,23 +24,7 @@ async fn wait_serial(path: &std::path::Path, marker: &str, timeout: Duration) ->
 async fn a_tenant_runs_a_real_server_from_create_to_delete() {
     let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 4, "vms": 1, "snapshots": 0});
-    let (status, _) = admin
-        .post(
-            "/api/v1/users",
-            json!({"username": "alice", "password": "alice-pass", "role": "user", "quota": quota}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let login: Value = reqwest::Client::new()
-        .post(daemon.url("/api/v1/auth/login"))
-        .json(&json!({"username": "alice", "password": "alice-pass"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alice = daemon.api(login["token"].as_str().unwrap());
+    let alice = daemon.user(&admin, "alice", "alice-pass", quota).await;
 
     let created = Instant::now();
     let (status, vm) = alice

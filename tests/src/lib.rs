@@ -316,9 +316,14 @@ impl Daemon {
 
     /// Signs in as the admin and returns the token.
     pub async fn admin_token(&self) -> String {
+        self.token_of("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Signs `user` in and returns the token.
+    pub async fn token_of(&self, user: &str, password: &str) -> String {
         let resp: serde_json::Value = reqwest::Client::new()
             .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .json(&serde_json::json!({"username": user, "password": password}))
             .send()
             .await
             .expect("login request")
@@ -326,6 +331,24 @@ impl Daemon {
             .await
             .expect("login body");
         resp["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Has the admin create user `name` with `quota`, signs them in, and returns their API.
+    pub async fn user(
+        &self,
+        admin: &Api,
+        name: &str,
+        password: &str,
+        quota: serde_json::Value,
+    ) -> Api {
+        let (status, body) = admin
+            .post(
+                "/api/v1/users",
+                serde_json::json!({"username": name, "password": password, "role": "user", "quota": quota}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.api(&self.token_of(name, password).await)
     }
 
     /// Sends SIGTERM and waits for the exit; returns the exit status.
