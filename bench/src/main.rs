@@ -413,6 +413,43 @@ fn spawn_simulated(prefix: &str) -> (std::process::Child, String, tempfile::Temp
     (child, url, dir)
 }
 
+/// Gives the signed-in admin room for `n` servers, imports the 1 MiB image from `import` and
+/// creates `n` servers through the API; returns how long the creates took.
+async fn fill_with_servers(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    import: &Path,
+    n: u32,
+) -> Duration {
+    let admin_id = my_id(http, url, token).await;
+    call(
+        http.patch(format!("{url}/api/v1/users/{admin_id}")),
+        token,
+        json!({"quota": {"vcpus": n, "memory_mib": 256 * n, "disk_gib": n, "vms": n, "snapshots": 0}}),
+    )
+    .await;
+    let r = call(
+        http.post(format!("{url}/api/v1/images")),
+        token,
+        json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}),
+    )
+    .await;
+    let image = r["id"].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    for i in 0..n {
+        let r = http
+            .post(format!("{url}/api/v1/vms"))
+            .bearer_auth(token)
+            .json(&json!({"name": format!("s{i}"), "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    t.elapsed()
+}
+
 /// The release `nuaged` binary's resident memory, idle and holding 1,000 servers.
 async fn bench_memory() {
     let (mut child, url, dir) = spawn_simulated("nuage-bench-mem-");
@@ -421,33 +458,7 @@ async fn bench_memory() {
     let token = login(&http, &url).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(child.id());
-    let admin_id = my_id(&http, &url, &token).await;
-    let admin = http.patch(format!("{url}/api/v1/users/{admin_id}"));
-    admin
-        .bearer_auth(&token)
-        .json(&json!({"quota": {"vcpus": 2000, "memory_mib": 1_000_000, "disk_gib": 2000, "vms": 2000, "snapshots": 0}}))
-        .send()
-        .await
-        .unwrap();
-    let r = call(
-        http.post(format!("{url}/api/v1/images")),
-        &token,
-        json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}),
-    )
-    .await;
-    let image = r["id"].as_str().unwrap().to_owned();
-    let t = Instant::now();
-    for i in 0..1000 {
-        let r = http
-            .post(format!("{url}/api/v1/vms"))
-            .bearer_auth(&token)
-            .json(&json!({"name": format!("s{i}"), "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let created = t.elapsed();
+    let created = fill_with_servers(&http, &url, &token, &import, 1000).await;
     for _ in 0..20 {
         http.get(format!("{url}/api/v1/vms"))
             .bearer_auth(&token)
@@ -612,30 +623,7 @@ async fn bench_idle() {
     let import = dir.path().join("data/import");
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
-    let admin_id = my_id(&http, &url, &token).await;
-    call(
-        http.patch(format!("{url}/api/v1/users/{admin_id}")),
-        &token,
-        json!({"quota": {"vcpus": 200, "memory_mib": 100_000, "disk_gib": 200, "vms": 200, "snapshots": 0}}),
-    )
-    .await;
-    let r = call(
-        http.post(format!("{url}/api/v1/images")),
-        &token,
-        json!({"name": "tiny", "path": import.join("tiny.raw").to_str().unwrap()}),
-    )
-    .await;
-    let image = r["id"].as_str().unwrap().to_owned();
-    for i in 0..100 {
-        let r = http
-            .post(format!("{url}/api/v1/vms"))
-            .bearer_auth(&token)
-            .json(&json!({"name": format!("s{i}"), "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    fill_with_servers(&http, &url, &token, &import, 100).await;
     // Settle, then measure a minute of doing nothing but sampling.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let ticks_per_s = 100.0; // USER_HZ on Linux

@@ -30,6 +30,28 @@ async fn wait_text(browser: &Browser, css: &str, want: &str, secs: u64) -> Durat
     }
 }
 
+/// Runs `js` (which returns a number) until it gives at least `want`, within 30 s.
+async fn wait_js_number(browser: &Browser, js: &str, want: u64, what: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        let n = browser
+            .client
+            .execute(js, vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0);
+        if n >= want {
+            return n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: {n}, wanted at least {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The page is no wider than the window (a phone's, here); with a screenshot.
 async fn fits_a_phone(browser: &Browser, page: &str, shot: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -220,26 +242,11 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
         for (let i = 0; i < d.length; i += 4) { if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; } return n;";
     let drawing = Instant::now();
-    loop {
-        let lit = c
-            .execute(lit_js, vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0);
-        if lit > 500 {
-            eprintln!(
-                "console drew the guest's screen ({lit} lit pixels) {:.2?} after opening",
-                drawing.elapsed()
-            );
-            break;
-        }
-        assert!(
-            drawing.elapsed() < Duration::from_secs(30),
-            "the console stayed black ({lit} lit pixels)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let lit = wait_js_number(&alice, lit_js, 500, "lit pixels on the console").await;
+    eprintln!(
+        "console drew the guest's screen ({lit} lit pixels) {:.2?} after opening",
+        drawing.elapsed()
+    );
     let canvas = c.find(Locator::Id("console-canvas")).await.unwrap();
     canvas.click().await.unwrap();
     canvas.send_keys("echo typed ok\u{E007}").await.unwrap();
@@ -264,23 +271,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.click(Locator::Id("tab-metrics")).await;
     let points_js = "const p = document.querySelector('#graph-cpu polyline'); \
         return p ? (p.getAttribute('points') || '').split(' ').filter(x => x).length : 0;";
-    let graphing = Instant::now();
-    loop {
-        let n = c
-            .execute(points_js, vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0);
-        if n >= 3 {
-            break;
-        }
-        assert!(
-            graphing.elapsed() < Duration::from_secs(30),
-            "the CPU graph has {n} points"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_js_number(&alice, points_js, 3, "points on the CPU graph").await;
     alice.screenshot("console-03c-metrics").await;
 
     // The admin sees the host's allocation with Alice's server in it.

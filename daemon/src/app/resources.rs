@@ -232,13 +232,17 @@ impl App {
         Ok(())
     }
 
-    /// What this host can hold now, for admission.
+    /// What this host can hold now, for admission, and its file system's size.
     pub(super) async fn host_room(&self) -> vms::HostRoom {
+        self.room_and_disk().await.0
+    }
+
+    async fn room_and_disk(&self) -> (vms::HostRoom, u64) {
         let dir = self.settings.data_dir.clone();
         let (total, free) = tokio::task::spawn_blocking(move || disk_space(&dir))
             .await
             .unwrap_or((0, 0));
-        vms::HostRoom {
+        let room = vms::HostRoom {
             host_id: self.daemon_id.clone(),
             limit: capacity_limit(
                 &self.settings.host,
@@ -247,17 +251,15 @@ impl App {
                 self.net.cidr.pool().count() as u64,
             ),
             disk_free_gib: free,
-        }
+        };
+        (room, total)
     }
 
     /// `GET /host`'s capacity and network parts.
     pub(super) async fn capacity_and_network(
         &self,
     ) -> Result<(HostCapacity, NetworkInfo), AppError> {
-        let dir = self.settings.data_dir.clone();
-        let (total, free) = tokio::task::spawn_blocking(move || disk_space(&dir))
-            .await
-            .unwrap_or((0, 0));
+        let (room, total) = self.room_and_disk().await;
         let (host_id, net) = (self.daemon_id.clone(), self.net.name.clone());
         let (allocated, used) = self
             .db
@@ -270,8 +272,8 @@ impl App {
             disk_overcommit: p.disk_overcommit,
             reserved_memory_mib: p.reserved_memory_mib,
             disk_total_gib: total,
-            disk_free_gib: free,
-            limit: capacity_limit(p, self.physical, total, self.net.cidr.pool().count() as u64),
+            disk_free_gib: room.disk_free_gib,
+            limit: room.limit,
             allocated,
         };
         let network = NetworkInfo {
