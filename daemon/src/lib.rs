@@ -5,6 +5,7 @@
 //! `http` (axum) → `app` (meaning, authorisation) → `db` (SQLite) / `hypervisor` (libvirt).
 
 pub mod app;
+pub mod archive;
 pub mod config;
 pub mod db;
 pub mod http;

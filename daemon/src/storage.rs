@@ -170,6 +170,47 @@ pub fn create_linked_clone(
     Ok(())
 }
 
+/// Writes the whole content of `disk` (its backing chain included) into `out`, a new standalone
+/// qcow2 with unallocated clusters where the content is zero. Stops (and removes `out`) when
+/// `cancel` turns true. The disk must not be written meanwhile (its server is stopped).
+pub fn flatten(
+    disk: &Path,
+    out: &Path,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<(), StorageError> {
+    let mut child = Command::new("qemu-img")
+        .args(["convert", "-q", "-O", "qcow2"])
+        .arg(disk)
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io(out))?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(io(out))? {
+            if status.success() {
+                return Ok(());
+            }
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            let _ = std::fs::remove_file(out);
+            return Err(StorageError::QemuImg {
+                what: "convert",
+                stderr: stderr.trim().to_owned(),
+            });
+        }
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(out);
+            return Err(StorageError::Rejected("cancelled".into()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Grows a (stopped) disk to `size_gib`.
 pub fn grow(disk: &Path, size_gib: u64) -> Result<(), StorageError> {
     let size = format!("{size_gib}G");

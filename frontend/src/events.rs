@@ -30,8 +30,8 @@ pub fn apply(vms: &mut Vec<Vm>, ev: &Event) -> Applied {
             }
         },
         Event::VmDeleted { vm_id } => vms.retain(|v| &v.id != vm_id),
-        // Usage samples change no row of the list; the server page draws them.
-        Event::Metrics { .. } => {}
+        // Usage samples and job progress change no row of the list; the server page shows them.
+        Event::Metrics { .. } | Event::Job { .. } => {}
         Event::Lagged { .. } => return Applied::Reload,
     }
     Applied::Updated

@@ -565,6 +565,8 @@ pub struct Vm {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,
+    /// The image it was made from; empty for a server imported or restored from an archive
+    /// (its disk then stands alone, on no image of this host).
     pub image_id: String,
     pub hostname: String,
     pub created_at: String,
@@ -732,6 +734,147 @@ pub struct AuditEntry {
     pub status: Option<u16>,
 }
 
+/// A point a server's disk (and, when taken while it ran, its memory) can go back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    pub id: String,
+    pub vm_id: String,
+    pub name: String,
+    pub created_at: String,
+    /// True when the snapshot holds the running guest's memory too: reverting to it resumes the
+    /// guest where it was. False: disk only (the server was not running); reverting leaves it off.
+    pub with_memory: bool,
+}
+
+/// `POST /vms/{id}/snapshots`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateSnapshot {
+    /// 1-63 characters of `[a-z0-9-]`, unique per server.
+    pub name: String,
+}
+
+/// A backup of a server: a portable archive in the host's backup store. It outlives the server
+/// it was taken of, so a deleted server can be restored as a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Backup {
+    pub id: String,
+    pub vm_id: String,
+    /// The server's name when it was backed up.
+    pub vm_name: String,
+    pub owner_id: String,
+    pub created_at: String,
+    /// `running` while the job works, then `ready`.
+    pub state: String,
+    /// The archive's size (0 while running).
+    pub size_bytes: u64,
+    /// What the backup takes of the owner's disk quota: the archive rounded up to whole GiB
+    /// (the server's disk size while the backup runs).
+    pub quota_gib: u64,
+    /// The server's disk size when backed up.
+    pub disk_gib: u64,
+    /// Made by the server's schedule (and pruned by it), rather than by hand.
+    pub scheduled: bool,
+    /// The archive's own SHA-256 (hex), once ready.
+    pub sha256: Option<String>,
+}
+
+/// `POST /backups/{bid}/restore`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreBackup {
+    /// True: make a new server from the backup (quota-checked). False (the default): put the
+    /// backup's disk back into its server, which must be stopped.
+    #[serde(default)]
+    pub as_new: bool,
+    /// The new server's name (with `as_new`); defaults to the old name with `-restored`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A server's backup schedule: every day at `time` (UTC, `HH:MM`), keeping the newest `keep`
+/// scheduled backups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupSchedule {
+    pub time: String,
+    pub keep: u32,
+    /// When the next backup is due (RFC 3339), as the daemon computed it.
+    #[serde(default)]
+    pub next_run: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Backup,
+    Restore,
+    Export,
+    Import,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// Long work (backup, restore, export, import): `GET /jobs/{id}` and `job` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    pub id: String,
+    pub kind: JobKind,
+    pub state: JobState,
+    /// 0..1.
+    pub progress: f64,
+    /// Why it failed, in a sentence for the user.
+    pub error: Option<String>,
+    pub owner_id: String,
+    /// The server it works on (for an import or a restore as new: the server it made).
+    pub vm_id: Option<String>,
+    pub backup_id: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// The answer to `POST /vms/import`: the server made from the archive (stopped) and the job
+/// that read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Imported {
+    pub vm: Vm,
+    pub job: Job,
+}
+
 /// One message on `/api/v1/events`: an object with one key naming the kind, e.g.
 /// `{"vm_state": {"vm_id": "…", "state": "stopped", "at": "…"}}`. (Externally tagged: an
 /// internally tagged enum costs the browser console 15 KiB of wasm, gzipped, to decode.)
@@ -751,6 +894,8 @@ pub enum Event {
     VmDeleted { vm_id: String },
     /// A new usage sample of a VPS (every sampling interval while it runs).
     Metrics { vm_id: String, sample: MetricSample },
+    /// A job started, progressed or ended.
+    Job { job: Job },
     /// The connection fell behind and `missed` events were dropped: reload the list.
     Lagged { missed: u64 },
 }

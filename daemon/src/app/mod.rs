@@ -7,10 +7,12 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod console;
 pub mod error;
 pub mod host;
 pub mod images;
+pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
@@ -58,6 +60,8 @@ pub struct App {
     physical: resources::Physical,
     /// Recent usage of every server, sampled in the background.
     pub metrics: metrics::Store,
+    /// Running jobs (progress, cancel flags) and the servers they hold busy.
+    jobs: jobs::Jobs,
 }
 
 /// An event and whose server it concerns.

@@ -104,6 +104,8 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
             chain(&e)
         ))
     })?;
+    super::jobs::recover(&db, &hv, &daemon_id, &data_dir)
+        .map_err(|e| fail(format!("cannot recover interrupted jobs: {}", chain(&e))))?;
     bootstrap_admin(&db, &data_dir, settings.admin_password.as_deref())?;
     // Only a libvirtd on this machine can be probed for what its kernel enforces.
     let local = !uri.contains("://") || uri.split("://").nth(1).is_some_and(|r| r.starts_with('/'));
@@ -133,6 +135,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
             memory_mib: facts.memory_mib,
         },
         metrics: Default::default(),
+        jobs: Default::default(),
     })
 }
 

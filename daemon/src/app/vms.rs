@@ -67,7 +67,7 @@ fn state_after(kind: DomainEventKind) -> VmState {
     }
 }
 
-fn settled(run: DomainRunState) -> VmState {
+pub(super) fn settled(run: DomainRunState) -> VmState {
     match run {
         DomainRunState::Running => VmState::Running,
         DomainRunState::Paused => VmState::Paused,
@@ -81,6 +81,23 @@ pub fn domain_name(vm_id: &str) -> String {
     format!("nuage-{vm_id}")
 }
 
+/// Where a new server's disk comes from.
+pub(super) enum DiskSource {
+    /// A qcow2 linked clone of an image.
+    Clone { image: PathBuf, format: String },
+    /// A standalone qcow2 file (restored or imported), moved into the server's folder.
+    File(PathBuf),
+}
+
+/// What a new server's NoCloud seed says besides its hostname.
+pub(super) struct SeedInput {
+    /// cloud-init runs its once-per-instance steps again only when this changes: a server moved
+    /// to another host keeps it.
+    pub instance_id: String,
+    pub keys: Vec<String>,
+    pub password: Option<String>,
+}
+
 fn vm_id_of(domain: &str) -> Option<&str> {
     domain.strip_prefix("nuage-")
 }
@@ -88,7 +105,7 @@ fn vm_id_of(domain: &str) -> Option<&str> {
 /// The outcome of a database step that may end in an app-level refusal.
 type Step<T> = Result<Result<T, AppError>, DbError>;
 
-fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+pub(super) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     what: &str,
     v: T,
     range: std::ops::RangeInclusive<T>,
@@ -125,7 +142,7 @@ fn validate_keys(keys: &[String]) -> Result<(), AppError> {
 }
 
 /// What a server takes of its owner's quota (the larger of current and pending sizes).
-fn footprint(vm: &Vm) -> Quota {
+pub(super) fn footprint(vm: &Vm) -> Quota {
     let (v, m) = vm.pending.map_or((vm.vcpus, vm.memory_mib), |p| {
         (p.vcpus.max(vm.vcpus), p.memory_mib.max(vm.memory_mib))
     });
@@ -150,7 +167,7 @@ fn growth(before: &Quota, after: &Quota) -> Quota {
 }
 
 impl App {
-    fn vm_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn vm_dir(&self, id: &str) -> PathBuf {
         self.settings.data_dir.join("vms").join(id)
     }
 
@@ -245,7 +262,7 @@ impl App {
         });
     }
 
-    async fn reload(&self, id: &str) -> Result<Vm, AppError> {
+    pub(super) async fn reload(&self, id: &str) -> Result<Vm, AppError> {
         let key = id.to_owned();
         let mut vm = self
             .db
@@ -257,7 +274,12 @@ impl App {
     }
 
     /// Moves a server from `from` to `to` if it is still in `from`; tells subscribers.
-    async fn transition(&self, vm: &Vm, from: VmState, to: VmState) -> Result<bool, AppError> {
+    pub(super) async fn transition(
+        &self,
+        vm: &Vm,
+        from: VmState,
+        to: VmState,
+    ) -> Result<bool, AppError> {
         let id = vm.id.clone();
         let moved = self
             .db
@@ -345,8 +367,24 @@ impl App {
             limits: ResourceLimits::default(),
             limit_overrides: LimitOverrides::default(),
         };
-        // Quota and capacity check and reservation in one transaction: the row *is* the
-        // reservation, and the address is taken in the same breath.
+        let vm = self.reserve(vm).await?;
+        let disk = DiskSource::Clone {
+            image: PathBuf::from(&image.path),
+            format: image.image.format.clone(),
+        };
+        let seed = SeedInput {
+            instance_id: vm.id.clone(),
+            keys: req.ssh_authorized_keys,
+            password: req.password,
+        };
+        self.provision(vm, disk, seed, req.start.unwrap_or(true))
+            .await
+    }
+
+    /// Checks the owner's quota and the host's capacity for a new server and reserves them, with
+    /// an address, in one transaction: the row *is* the reservation. Returns the server with its
+    /// address.
+    pub(super) async fn reserve(&self, vm: Vm) -> Result<Vm, AppError> {
         let row = vm.clone();
         let room = self.host_room().await;
         let (net, cidr) = (self.net.name.clone(), self.net.cidr);
@@ -377,20 +415,34 @@ impl App {
             })
             .await?;
         let (ip, mac) = reserved?;
-        let vm = Vm {
-            ip_addresses: vec![ip.clone()],
-            mac_address: Some(mac.clone()),
+        Ok(Vm {
+            ip_addresses: vec![ip],
+            mac_address: Some(mac),
             ..vm
-        };
+        })
+    }
 
-        let start = req.start.unwrap_or(true);
+    /// Makes a reserved server real: its folder, its disk (a linked clone of an image, or a
+    /// standalone qcow2 file moved in), its seed, its DHCP entry and its domain; boots it when
+    /// `start`. Any failure undoes all of it, reservation included.
+    pub(super) async fn provision(
+        &self,
+        vm: Vm,
+        disk: DiskSource,
+        seed: SeedInput,
+        start: bool,
+    ) -> Result<Vm, AppError> {
         let owner = self.owner_limits(&vm.owner_id).await?;
         let limits = self.limits_of(&vm, vm.vcpus, vm.memory_mib, owner);
         let spec = self.domain_spec(&vm, vm.vcpus, vm.memory_mib, limits);
         let net = self.net.name.clone();
         let simulated = self.simulated;
-        let (dir, keys, password) = (self.vm_dir(&vm.id), req.ssh_authorized_keys, req.password);
-        let (vm_id, host, disk_gib) = (vm.id.clone(), vm.hostname.clone(), vm.disk_gib);
+        let dir = self.vm_dir(&vm.id);
+        let (host, disk_gib) = (vm.hostname.clone(), vm.disk_gib);
+        let dhcp = DhcpHost {
+            mac: vm.mac_address.clone().unwrap_or_default(),
+            ip: vm.ip_addresses.first().cloned().unwrap_or_default(),
+        };
         let hv = self.hv.clone();
         let provisioned = tokio::task::spawn_blocking(move || -> Result<(), AppError> {
             std::fs::DirBuilder::new()
@@ -398,22 +450,27 @@ impl App {
                 .mode(0o711)
                 .create(&dir)
                 .map_err(|e| AppError::internal("cannot create the server's folder", e))?;
-            storage::create_linked_clone(
-                std::path::Path::new(&image.path),
-                &image.image.format,
-                &spec.disks[0].path,
-                disk_gib,
-            )
-            .map_err(|e| AppError::internal("cannot create the server's disk", e))?;
+            match disk {
+                DiskSource::Clone { image, format } => {
+                    storage::create_linked_clone(&image, &format, &spec.disks[0].path, disk_gib)
+                        .map_err(|e| AppError::internal("cannot create the server's disk", e))?
+                }
+                DiskSource::File(file) => {
+                    std::fs::rename(&file, &spec.disks[0].path)
+                        .map_err(|e| AppError::internal("cannot move the server's disk", e))?;
+                    storage::grow(&spec.disks[0].path, disk_gib)
+                        .map_err(|e| AppError::internal("cannot size the server's disk", e))?;
+                }
+            }
             let seed = Seed {
-                instance_id: &vm_id,
+                instance_id: &seed.instance_id,
                 hostname: &host,
-                ssh_authorized_keys: &keys,
-                password: password.as_deref(),
+                ssh_authorized_keys: &seed.keys,
+                password: seed.password.as_deref(),
             };
             storage::write_seed(&spec.disks[1].path, &seed)
                 .map_err(|e| AppError::internal("cannot write the server's seed", e))?;
-            hv.set_dhcp_host(&net, &DhcpHost { mac, ip }, true)?;
+            hv.set_dhcp_host(&net, &dhcp, true)?;
             hv.define(&spec.to_xml()?)?;
             super::failpoint("create-after-define");
             if start {
@@ -453,7 +510,7 @@ impl App {
     }
 
     /// Removes every trace of a server: domain, files, record (and so its quota).
-    async fn discard(&self, vm: &Vm) {
+    pub(super) async fn discard(&self, vm: &Vm) {
         let (hv, name, dir) = (self.hv.clone(), domain_name(&vm.id), self.vm_dir(&vm.id));
         let dhcp = match (&vm.mac_address, vm.ip_addresses.first()) {
             (Some(mac), Some(ip)) => Some(DhcpHost {
@@ -486,6 +543,7 @@ impl App {
         action: VmAction,
     ) -> Result<Vm, AppError> {
         let vm = self.visible_vm(actor, id).await?;
+        self.check_not_busy(&vm.id)?;
         let not_now = || {
             AppError::Conflict(format!(
                 "A {} server cannot {}.",
@@ -584,6 +642,9 @@ impl App {
             )));
         }
         let sizing = req.vcpus.is_some() || req.memory_mib.is_some() || req.disk_gib.is_some();
+        if sizing {
+            self.check_not_busy(&vm.id)?;
+        }
         let live = match vm.state {
             VmState::Stopped => false,
             VmState::Running | VmState::Paused => true,
@@ -690,6 +751,7 @@ impl App {
     /// `DELETE /vms/{id}`: powers off, removes the domain, its disk and seed, and frees the quota.
     pub async fn delete_vm(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         let vm = self.visible_vm(actor, id).await?;
+        self.check_not_busy(&vm.id)?;
         if matches!(vm.state, VmState::Creating | VmState::Deleting) {
             return Err(AppError::Conflict(format!(
                 "A {} server cannot be deleted now.",
@@ -757,6 +819,7 @@ impl App {
     /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
     pub fn start_background(self: &Arc<Self>) {
         self.start_sampler();
+        self.start_scheduler(std::time::Duration::from_secs(30));
         let app = self.clone();
         tokio::spawn(async move {
             match app.assign_missing_addresses().await {
@@ -783,7 +846,7 @@ impl App {
 }
 
 /// An admission refusal as the app's error: quota (403) or host capacity (507).
-fn refused(r: vms::Refusal) -> AppError {
+pub(super) fn refused(r: vms::Refusal) -> AppError {
     match r {
         vms::Refusal::Quota(short) => AppError::QuotaExceeded(short.to_string()),
         vms::Refusal::Capacity(why) => AppError::InsufficientCapacity(why),

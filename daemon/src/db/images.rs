@@ -71,6 +71,15 @@ pub fn name_taken(c: &Connection, name: &str) -> Result<bool, DbError> {
     )?)
 }
 
+pub fn id_by_name(c: &Connection, name: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        c.query_row("SELECT id FROM images WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
+}
+
 pub fn in_use(c: &Connection, id: &str) -> Result<i64, DbError> {
     Ok(
         c.query_row("SELECT COUNT(*) FROM vms WHERE image_id = ?1", [id], |r| {

@@ -124,6 +124,71 @@ const MIGRATIONS: &[&str] = &[
         tx_bytes INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (vm_id, month)
     );",
+    // 4: snapshots with memory, backups, their schedules, jobs; a server's image becomes
+    // optional (a server imported or restored from an archive stands on no image of this host).
+    // SQLite cannot drop NOT NULL in place: the table is rebuilt (foreign keys are off while
+    // migrations run, see `apply`).
+    "CREATE TABLE vms_new (
+        id             TEXT PRIMARY KEY,
+        owner_id       TEXT NOT NULL REFERENCES users(id),
+        host_id        TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        vcpus          INTEGER NOT NULL,
+        memory_mib     INTEGER NOT NULL,
+        disk_gib       INTEGER NOT NULL,
+        image_id       TEXT REFERENCES images(id),
+        hostname       TEXT NOT NULL,
+        pending_vcpus  INTEGER,
+        pending_memory INTEGER,
+        created_at     TEXT NOT NULL,
+        limits         TEXT,
+        UNIQUE (owner_id, name)
+    );
+    INSERT INTO vms_new (id, owner_id, host_id, name, state, vcpus, memory_mib, disk_gib,
+                         image_id, hostname, pending_vcpus, pending_memory, created_at, limits)
+        SELECT id, owner_id, host_id, name, state, vcpus, memory_mib, disk_gib, image_id,
+               hostname, pending_vcpus, pending_memory, created_at, limits FROM vms;
+    DROP TABLE vms;
+    ALTER TABLE vms_new RENAME TO vms;
+    CREATE INDEX vms_owner ON vms(owner_id);
+    ALTER TABLE snapshots ADD COLUMN with_memory INTEGER NOT NULL DEFAULT 0;
+    -- A backup outlives its server (vm_id is kept, not a foreign key): a deleted server can be
+    -- restored as new. quota_gib counts against the owner's disk quota.
+    CREATE TABLE backups (
+        id         TEXT PRIMARY KEY,
+        vm_id      TEXT NOT NULL,
+        vm_name    TEXT NOT NULL,
+        owner_id   TEXT NOT NULL REFERENCES users(id),
+        host_id    TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        state      TEXT NOT NULL CHECK (state IN ('running', 'ready')),
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        quota_gib  INTEGER NOT NULL,
+        disk_gib   INTEGER NOT NULL,
+        scheduled  INTEGER NOT NULL DEFAULT 0,
+        sha256     TEXT
+    );
+    CREATE INDEX backups_owner ON backups(owner_id);
+    CREATE TABLE backup_schedules (
+        vm_id    TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+        time     TEXT NOT NULL,
+        keep     INTEGER NOT NULL CHECK (keep >= 1),
+        next_run TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        progress    REAL NOT NULL DEFAULT 0,
+        error       TEXT,
+        owner_id    TEXT NOT NULL,
+        vm_id       TEXT,
+        backup_id   TEXT,
+        created_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX jobs_owner ON jobs(owner_id);",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -136,12 +201,29 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
             known: LATEST,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
-    }
-    Ok(())
+    // Foreign keys off while tables are rebuilt (SQLite's documented procedure: dropping a
+    // referenced table with them on would cascade), checked before each commit, on again after.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            let broken: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if broken > 0 {
+                return Err(DbError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("migration {} broke {broken} references", i + 1)),
+                )));
+            }
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
 }

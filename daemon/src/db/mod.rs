@@ -8,6 +8,7 @@
 //! writer; writers that must see a consistent picture (quota checks) use `BEGIN IMMEDIATE`.
 
 pub mod audit;
+pub mod backups;
 pub mod images;
 mod migrations;
 pub mod tokens;

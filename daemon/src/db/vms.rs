@@ -25,7 +25,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
         vcpus: r.get(5)?,
         memory_mib: r.get::<_, i64>(6)? as u64,
         disk_gib: r.get::<_, i64>(7)? as u64,
-        image_id: r.get(8)?,
+        image_id: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
         hostname: r.get(9)?,
         created_at: r.get(10)?,
         ip_addresses: r.get::<_, Option<String>>(14)?.into_iter().collect(),
@@ -134,7 +134,8 @@ pub fn allocated(c: &Connection, host_id: &str) -> Result<Allocation, DbError> {
     Ok(c.query_row(
         "SELECT COALESCE(SUM(MAX(vcpus, COALESCE(pending_vcpus, 0))), 0),
                 COALESCE(SUM(MAX(memory_mib, COALESCE(pending_memory, 0))), 0),
-                COALESCE(SUM(disk_gib), 0),
+                COALESCE(SUM(disk_gib), 0)
+                    + (SELECT COALESCE(SUM(quota_gib), 0) FROM backups WHERE host_id = ?1),
                 COUNT(*)
          FROM vms WHERE host_id = ?1",
         [host_id],
@@ -203,7 +204,7 @@ pub fn insert(c: &Connection, vm: &Vm) -> Result<(), DbError> {
             vm.vcpus,
             vm.memory_mib as i64,
             vm.disk_gib as i64,
-            vm.image_id,
+            (!vm.image_id.is_empty()).then_some(&vm.image_id),
             vm.hostname,
             vm.created_at
         ],

@@ -4,6 +4,7 @@
 //! Architecture invariant: no SQL and no libvirt here; every decision is the app layer's.
 
 mod audit;
+mod backups;
 mod console;
 pub mod error;
 mod events;
@@ -44,6 +45,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "admin", description = "Users, quotas, host, audit (administrators)"),
         (name = "images", description = "Disk images"),
         (name = "servers", description = "Virtual private servers"),
+        (name = "backups", description = "Snapshots, backups, export/import, jobs"),
         (name = "service", description = "Health, events, this document"),
     )
 )]
@@ -104,6 +106,31 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::set_vm_limits))
         .routes(routes!(servers::set_user_limits))
         .routes(routes!(prometheus))
+        .routes(routes!(backups::list_snapshots, backups::create_snapshot))
+        .routes(routes!(backups::revert_snapshot))
+        .routes(routes!(backups::delete_snapshot))
+        .routes(routes!(backups::start_backup))
+        .routes(routes!(backups::list_backups))
+        .routes(routes!(backups::get_backup, backups::delete_backup))
+        .routes(routes!(backups::restore_backup))
+        .routes(routes!(backups::export_vm))
+        .routes({
+            // Archives are streamed from the body: no JSON body limit here.
+            let (schemas, paths, method_router) = routes!(backups::import_vm);
+            (
+                schemas,
+                paths,
+                method_router.layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+        })
+        .routes(routes!(
+            backups::get_schedule,
+            backups::set_schedule,
+            backups::delete_schedule
+        ))
+        .routes(routes!(backups::list_jobs))
+        .routes(routes!(backups::get_job))
+        .routes(routes!(backups::cancel_job))
         .routes(routes!(console::console_ticket))
         .routes(routes!(console::console_ws))
         .routes(routes!(events::events))

@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::domain::read_tag;
 use super::events::{self, DomainEvent};
 use super::network::{self, DhcpHost, Lease, NetworkSpec};
+use super::snapshot::BackupProgress;
 use super::{DomainRunState, HostFacts, HvError, Hypervisor};
 
 pub struct Libvirt {
@@ -424,6 +425,88 @@ impl Hypervisor for Libvirt {
             let net = lookup_network(c, network)?
                 .ok_or_else(|| HvError::Refused(format!("network {network} is missing")))?;
             super::raw::dhcp_leases(&net).map_err(lv("read the DHCP leases"))
+        })
+    }
+
+    fn create_snapshot(&self, name: &str, snapshot: &str) -> Result<bool, HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let memory = dom.is_active().map_err(lv("read a domain's state"))?;
+            let xml = super::snapshot::snapshot_xml(snapshot, "vda", &["vdb"], memory)?;
+            dom.create_snapshot_xml(&xml, 0)
+                .map_err(lv("take a snapshot"))?;
+            Ok(memory)
+        })
+    }
+
+    fn revert_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let snap = Domain::lookup_snapshot_by_name(&dom, snapshot, 0)
+                .map_err(lv("find a snapshot"))?;
+            snap.revert(sys::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
+                .map_err(lv("revert to a snapshot"))
+        })
+    }
+
+    fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let snap = match Domain::lookup_snapshot_by_name(&dom, snapshot, 0) {
+                Ok(s) => s,
+                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomainSnapshot) => return Ok(()),
+                Err(e) => return Err(lv("find a snapshot")(e)),
+            };
+            snap.delete(0).map_err(lv("delete a snapshot"))
+        })
+    }
+
+    fn begin_backup(&self, name: &str, target: &std::path::Path) -> Result<(), HvError> {
+        let xml = super::snapshot::backup_xml("vda", &["vdb"], target)?;
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            super::raw::backup_begin(&dom, &xml).map_err(|e| {
+                if e.code() == Enum::Known(ErrorNumber::NoSupport) {
+                    HvError::Unsupported("back up a running domain")
+                } else {
+                    lv("begin a backup")(e)
+                }
+            })
+        })
+    }
+
+    fn backup_progress(&self, name: &str) -> Result<BackupProgress, HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let info = dom.job_info().map_err(lv("read a job's progress"))?;
+            if info.r#type != sys::VIR_DOMAIN_JOB_NONE as i32 {
+                return Ok(BackupProgress::Running {
+                    done: info.data_processed.unwrap_or(0),
+                    total: info.data_total.unwrap_or(0),
+                });
+            }
+            let done = dom
+                .job_stats(sys::VIR_DOMAIN_JOB_STATS_COMPLETED)
+                .map_err(lv("read a finished job"))?;
+            Ok(if done.r#type == sys::VIR_DOMAIN_JOB_COMPLETED as i32 {
+                BackupProgress::Completed
+            } else {
+                BackupProgress::Failed(
+                    done.error_message
+                        .unwrap_or_else(|| "the backup job ended without completing".into()),
+                )
+            })
+        })
+    }
+
+    fn abort_job(&self, name: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            match super::raw::abort_job(&dom) {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == Enum::Known(ErrorNumber::OperationInvalid) => Ok(()),
+                Err(e) => Err(lv("cancel a job")(e)),
+            }
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod libvirt;
 pub mod network;
 pub mod raw;
+pub mod snapshot;
 
 use nuage_shared::Accel;
 
@@ -42,6 +43,8 @@ pub enum HvError {
     Xml(#[source] quick_xml::SeError),
     #[error("{0}")]
     Refused(String),
+    #[error("libvirt's driver cannot {0}")]
+    Unsupported(&'static str),
 }
 
 /// Facts about the host and its hypervisor, read from libvirt.
@@ -163,4 +166,23 @@ pub trait Hypervisor: Send + Sync + 'static {
 
     /// The leases the network's DHCP server handed out.
     fn dhcp_leases(&self, network: &str) -> Result<Vec<network::Lease>, HvError>;
+
+    /// Takes an internal snapshot named `snapshot` of the domain's disk `vda` (the seed `vdb`
+    /// left out), with the guest's memory when the domain runs. Returns whether memory was kept.
+    fn create_snapshot(&self, name: &str, snapshot: &str) -> Result<bool, HvError>;
+
+    /// Brings the domain back to the snapshot: disk, and memory and run state when it has them.
+    fn revert_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
+
+    fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
+
+    /// Starts a full push-mode backup of the running domain's disk `vda` into a new qcow2 file
+    /// at `target`; the guest keeps running. `HvError::Unsupported` where the driver has none.
+    fn begin_backup(&self, name: &str, target: &std::path::Path) -> Result<(), HvError>;
+
+    /// How the domain's backup job is doing.
+    fn backup_progress(&self, name: &str) -> Result<snapshot::BackupProgress, HvError>;
+
+    /// Cancels the domain's running job (a backup); no error when there is none.
+    fn abort_job(&self, name: &str) -> Result<(), HvError>;
 }

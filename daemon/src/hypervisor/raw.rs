@@ -141,6 +141,28 @@ pub fn dhcp_leases(net: &Network) -> Result<Vec<Lease>, virt::error::Error> {
     Ok(out)
 }
 
+/// `virDomainBackupBegin` without a checkpoint (the `virt` crate does not wrap it).
+pub fn backup_begin(dom: &virt::domain::Domain, xml: &str) -> Result<(), virt::error::Error> {
+    let xml = std::ffi::CString::new(xml).map_err(|_| virt::error::Error::last_error())?;
+    // SAFETY: the domain pointer is live for the call; the XML is a NUL-terminated string that
+    // outlives it; a null checkpoint XML is allowed.
+    let r = unsafe { sys::virDomainBackupBegin(dom.as_ptr(), xml.as_ptr(), std::ptr::null(), 0) };
+    if r < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(())
+}
+
+/// `virDomainAbortJob` (not wrapped by the `virt` crate).
+pub fn abort_job(dom: &virt::domain::Domain) -> Result<(), virt::error::Error> {
+    // SAFETY: the domain pointer is live for the call.
+    let r = unsafe { sys::virDomainAbortJob(dom.as_ptr()) };
+    if r < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

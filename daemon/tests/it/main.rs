@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod backups;
 mod console;
 mod events;
 mod images;

@@ -15,11 +15,13 @@ pub const ADMIN_PASSWORD: &str = "it-admin-password";
 
 pub struct TestApp {
     pub router: Router,
+    pub app: Arc<nuage_daemon::app::App>,
     pub data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 pub struct Reply {
+    pub bytes: Vec<u8>,
     pub status: StatusCode,
     pub content_type: String,
     pub body: Value,
@@ -101,6 +103,7 @@ impl TestApp {
         let router = nuage_daemon::http::router(app.clone());
         let t = TestApp {
             router,
+            app: app.clone(),
             data_dir: dir.path().join("data"),
             _dir: dir,
         };
@@ -137,10 +140,32 @@ impl TestApp {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
+            bytes: bytes.to_vec(),
             status,
             content_type,
             body,
             text,
+        }
+    }
+
+    /// Sends `body` as raw bytes (an upload, an archive).
+    pub async fn send_bytes(&self, path: &str, token: &str, body: Vec<u8>) -> Reply {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            bytes: bytes.to_vec(),
+            status,
+            content_type: String::new(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 

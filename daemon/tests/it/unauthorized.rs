@@ -59,6 +59,35 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/events", Other::Own(400)),
     ("GET", "/api/v1/vms/{id}/metrics", Other::NotFound),
     ("PUT", "/api/v1/vms/{id}/limits", Other::Admin),
+    ("GET", "/api/v1/vms/{id}/snapshots", Other::NotFound),
+    ("POST", "/api/v1/vms/{id}/snapshots", Other::NotFound),
+    (
+        "POST",
+        "/api/v1/vms/{id}/snapshots/{sid}/revert",
+        Other::NotFound,
+    ),
+    (
+        "DELETE",
+        "/api/v1/vms/{id}/snapshots/{sid}",
+        Other::NotFound,
+    ),
+    ("POST", "/api/v1/vms/{id}/backups", Other::NotFound),
+    ("GET", "/api/v1/backups", Other::Own(200)),
+    ("GET", "/api/v1/backups/{bid}", Other::NotFound),
+    ("DELETE", "/api/v1/backups/{bid}", Other::NotFound),
+    ("POST", "/api/v1/backups/{bid}/restore", Other::NotFound),
+    ("GET", "/api/v1/vms/{id}/export", Other::NotFound),
+    ("POST", "/api/v1/vms/import", Other::Admin),
+    ("GET", "/api/v1/vms/{id}/backup-schedule", Other::NotFound),
+    ("PUT", "/api/v1/vms/{id}/backup-schedule", Other::NotFound),
+    (
+        "DELETE",
+        "/api/v1/vms/{id}/backup-schedule",
+        Other::NotFound,
+    ),
+    ("GET", "/api/v1/jobs", Other::Own(200)),
+    ("GET", "/api/v1/jobs/{id}", Other::NotFound),
+    ("POST", "/api/v1/jobs/{id}/cancel", Other::NotFound),
     ("PUT", "/api/v1/users/{id}/limits", Other::Admin),
     // Loopback or an admin token; these requests come from no address at all.
     ("GET", "/metrics", Other::Admin),
@@ -137,13 +166,43 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         .to_owned();
     t.send(Method::POST, "/api/v1/auth/logout", Some(&revoked), None)
         .await;
+    // Alice also has a snapshot, a backup (and so a job) and a schedule.
+    let snap = t
+        .post(
+            &format!("/api/v1/vms/{vm_id}/snapshots"),
+            Some(&alice),
+            r#"{"name":"mine"}"#,
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::CREATED, "{}", snap.text);
+    let snap_id = snap.body["id"].as_str().unwrap().to_owned();
+    let job = t
+        .post(&format!("/api/v1/vms/{vm_id}/backups"), Some(&alice), "")
+        .await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text);
+    let job = crate::backups::wait_job(&t, &alice, job.body["id"].as_str().unwrap()).await;
+    let (job_id, backup_id) = (
+        job["id"].as_str().unwrap().to_owned(),
+        job["backup_id"].as_str().unwrap().to_owned(),
+    );
+    let r = t
+        .send(
+            Method::PUT,
+            &format!("/api/v1/vms/{vm_id}/backup-schedule"),
+            Some(&alice),
+            Some(r#"{"time":"04:00","keep":3}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let expired = expired_token(&t.data_dir, &alice_id);
     let mut forged = alice.clone();
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
 
     let fill = |path: &str| {
-        let id = if path.contains("/users/") {
+        let id = if path.contains("/jobs/") {
+            &job_id
+        } else if path.contains("/users/") {
             &alice_id
         } else if path.contains("/images/") {
             &image
@@ -153,6 +212,8 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             &vm_id
         };
         path.replace("{id}", id)
+            .replace("{sid}", &snap_id)
+            .replace("{bid}", &backup_id)
             .replace("{action}", "stop")
             .replace("/upload", "/upload?name=sneaky")
     };
@@ -167,6 +228,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
                 r#"{"cpu_cap_percent":1,"disk_iops":10}"#.into()
             }
             ("POST", "/api/v1/images") => r#"{"name":"x","path":"/etc/passwd"}"#.into(),
+            ("POST", "/api/v1/vms/{id}/snapshots") => r#"{"name":"bobs"}"#.into(),
+            ("POST", "/api/v1/backups/{bid}/restore") => r#"{"as_new":true}"#.into(),
+            ("PUT", "/api/v1/vms/{id}/backup-schedule") => r#"{"time":"05:00","keep":1}"#.into(),
             ("POST", "/api/v1/auth/login") => r#"{"username":"alice","password":"wrong"}"#.into(),
             _ => return None,
         })
@@ -231,7 +295,10 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             r.text
         );
         assert!(
-            !r.text.contains(&vm_id) && !r.text.contains(&token_id),
+            !r.text.contains(&vm_id)
+                && !r.text.contains(&token_id)
+                && !r.text.contains(&snap_id)
+                && !r.text.contains(&backup_id),
             "{method} {template} leaked the victim's ids"
         );
     }
@@ -246,6 +313,24 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         ),
         (vm["state"].clone(), vm["vcpus"].clone(), vm["name"].clone())
     );
+    let snaps = t
+        .get(&format!("/api/v1/vms/{vm_id}/snapshots"), Some(&alice))
+        .await;
+    assert_eq!(snaps.body.as_array().unwrap().len(), 1, "{}", snaps.text);
+    let backups = t.get("/api/v1/backups", Some(&alice)).await;
+    assert_eq!(
+        backups.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        backups.text
+    );
+    let schedule = t
+        .get(
+            &format!("/api/v1/vms/{vm_id}/backup-schedule"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(schedule.body["time"], "04:00", "{}", schedule.text);
     let tokens = t.get("/api/v1/tokens", Some(&alice)).await;
     assert_eq!(tokens.body.as_array().unwrap().len(), 1);
     assert_eq!(
