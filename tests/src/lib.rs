@@ -502,6 +502,47 @@ impl Api {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// A download: status and raw body.
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request to nuaged");
+        let status = resp.status().as_u16();
+        (status, resp.bytes().await.expect("a body").to_vec())
+    }
+
+    /// An upload of raw bytes; status and JSON answer.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .await
+            .expect("request to nuaged");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `GET /jobs/{id}` until the job ends; returns it.
+    pub async fn wait_job(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let (status, job) = self.get(&format!("/api/v1/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if job["state"] != "running" {
+                return job;
+            }
+            assert!(start.elapsed() < timeout, "job still running: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
@@ -513,6 +554,48 @@ impl Api {
     pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::DELETE, path, None).await
     }
+}
+
+/// The SHA-256 of what a guest sees on `disk` (its whole backing chain, read as raw bytes; shared
+/// read, so a running guest's disk can be read too).
+pub fn content_hash(disk: &Path) -> String {
+    let scratch = Scratch::new("nuage-hash-");
+    let raw = scratch.path().join("disk.raw");
+    let out = Command::new("qemu-img")
+        .args(["convert", "-U", "-O", "raw"])
+        .arg(disk)
+        .arg(&raw)
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("sha256sum")
+        .arg(&raw)
+        .output()
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_owned()
+}
+
+/// Writes 1 MiB of `pattern` at `offset_mib` into a stopped server's disk, as its guest would.
+pub fn scribble(disk: &Path, pattern: u8, offset_mib: u64) {
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c"])
+        .arg(format!("write -P {pattern} {offset_mib}M 1M"))
+        .arg(disk)
+        .output()
+        .expect("run qemu-io");
+    assert!(
+        out.status.success(),
+        "qemu-io: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A guest booted straight through libvirt (not through the daemon) from a linked clone of the

@@ -28,12 +28,12 @@ use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
-use super::vms::{domain_name, refused, settled, DiskSource, SeedInput};
+use super::vms::{cap_memory, domain_name, refused, settled, DiskSource, SeedInput};
 use super::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
 use crate::db::{self, backups as q, vms, DbError};
 use crate::hypervisor::snapshot::BackupProgress;
-use crate::hypervisor::{DomainRunState, HvError};
+use crate::hypervisor::{DomainRunState, HvError, UNLIMITED_MIB};
 use crate::storage;
 
 const GIB: u64 = 1 << 30;
@@ -202,10 +202,22 @@ impl App {
             .await?;
         recorded?;
         let (name, sid) = (domain_name(&vm.id), snap.id.clone());
-        match self
-            .hv_call(move |hv| hv.create_snapshot(&name, &sid))
-            .await
-        {
+        let (cap, simulated) = (vm.limits.memory_hard_limit_mib, self.simulated);
+        let taken = self
+            .hv_call(move |hv| {
+                // The snapshot keeps the live definition, and reverting starts QEMU from it: a
+                // memory hard limit in it would become a locked-memory limit that containerised
+                // hosts refuse (see `cap_memory`). Lift it for the instant of the snapshot.
+                let lifted =
+                    !simulated && cap > 0 && hv.set_memory_hard_limit(&name, UNLIMITED_MIB).is_ok();
+                let taken = hv.create_snapshot(&name, &sid);
+                if lifted {
+                    cap_memory(hv, &name, cap, simulated);
+                }
+                taken
+            })
+            .await;
+        match taken {
             Ok(with_memory) => {
                 let id = snap.id.clone();
                 self.db
@@ -235,10 +247,15 @@ impl App {
         let (vm, snap) = self.visible_snapshot(actor, vm_id, sid).await?;
         let vm = self.settled_vm(actor, &vm.id).await?;
         let name = domain_name(&vm.id);
+        let (cap, simulated) = (vm.limits.memory_hard_limit_mib, self.simulated);
         let run = self
             .hv_call(move |hv| {
                 hv.revert_snapshot(&name, &snap.id)?;
-                hv.state(&name)
+                let run = hv.state(&name)?;
+                if run == DomainRunState::Running {
+                    cap_memory(hv, &name, cap, simulated);
+                }
+                Ok(run)
             })
             .await?;
         self.transition(&vm, vm.state, settled(run)).await?;
@@ -543,9 +560,13 @@ impl App {
         h: &Handle,
     ) -> Result<(Description, PathBuf), AppError> {
         mkdir(work)?;
+        let halfway = std::sync::atomic::AtomicBool::new(false);
         let report = |done: u64, total: u64| {
             if total > 0 {
-                h.set(0.9 * done as f64 / total as f64)
+                h.set(0.9 * done as f64 / total as f64);
+                if done * 2 > total && !halfway.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    super::failpoint("import-half");
+                }
             }
         };
         let progress = archive::Progress {
@@ -860,7 +881,6 @@ impl App {
         );
         let bridge = tokio_util::io::SyncIoBridge::new(reader);
         let unpacked = tokio::task::spawn_blocking(move || {
-            super::failpoint("import-read");
             Self::unpack(
                 std::io::BufReader::with_capacity(1 << 20, bridge),
                 total,

@@ -855,7 +855,7 @@ pub(super) fn refused(r: vms::Refusal) -> AppError {
 
 /// Caps a just-started domain's memory (see [`Hypervisor::set_memory_hard_limit`]). A failure is
 /// logged, not fatal: the guest is up and its own memory size still bounds it.
-fn cap_memory(hv: &dyn Hypervisor, name: &str, mib: u64, simulated: bool) {
+pub(super) fn cap_memory(hv: &dyn Hypervisor, name: &str, mib: u64, simulated: bool) {
     if simulated || mib == 0 {
         return;
     }

@@ -316,8 +316,13 @@ impl Hypervisor for Libvirt {
 
     fn set_memory_hard_limit(&self, name: &str, mib: u64) -> Result<(), HvError> {
         self.with_conn(|c| {
+            let kib = if mib == super::UNLIMITED_MIB {
+                virt::domain::MemoryParameters::VALUE_UNLIMITED
+            } else {
+                mib * 1024
+            };
             let params = virt::domain::MemoryParameters {
-                hard_limit: Some(mib * 1024),
+                hard_limit: Some(kib),
                 ..Default::default()
             };
             Self::lookup(c, name)?

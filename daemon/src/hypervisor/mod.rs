@@ -67,6 +67,9 @@ impl HostFacts {
     }
 }
 
+/// For [`Hypervisor::set_memory_hard_limit`]: no limit.
+pub const UNLIMITED_MIB: u64 = u64::MAX;
+
 /// A domain's run state, as libvirt reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainRunState {
@@ -135,7 +138,8 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Names of the domains carrying this daemon's metadata tag, running or not.
     fn list_tagged(&self, daemon_id: &str) -> Result<Vec<String>, HvError>;
 
-    /// Caps the memory of a running domain's QEMU process (its memory cgroup), KiB-exact.
+    /// Caps the memory of a running domain's QEMU process (its memory cgroup), KiB-exact;
+    /// [`UNLIMITED_MIB`] lifts the cap.
     /// Applied live after each start rather than in the XML: libvirt turns an XML `hard_limit`
     /// into the process's locked-memory limit too, which needs `CAP_SYS_RESOURCE` that
     /// containerised hosts lack.
