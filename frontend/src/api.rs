@@ -240,6 +240,41 @@ fn js_sys_encode(v: &str) -> String {
         .collect()
 }
 
+/// One request of the snapshot and backup panels: `method` on `path` with an optional JSON body;
+/// the answer's text on success. One function (not one per endpoint) keeps their wasm small.
+pub async fn call(
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Result<String, ApiFailure> {
+    let req = with_token(
+        RequestBuilder::new(&url(path)).method(match method {
+            "POST" => gloo_net::http::Method::POST,
+            "PUT" => gloo_net::http::Method::PUT,
+            "DELETE" => gloo_net::http::Method::DELETE,
+            _ => gloo_net::http::Method::GET,
+        }),
+        token,
+    );
+    let sent = match body {
+        Some(b) => {
+            req.header("Content-Type", "application/json")
+                .body(b)
+                .map_err(|_| ApiFailure::local("Could not encode the request."))?
+                .send()
+                .await
+        }
+        None => req.send().await,
+    };
+    let resp = sent.map_err(|_| ApiFailure::unreachable())?;
+    if resp.ok() {
+        Ok(resp.text().await.unwrap_or_default())
+    } else {
+        Err(failure(resp).await)
+    }
+}
+
 /// A single-use ticket (30 s) for a server's screen.
 pub async fn console_ticket(token: &str, id: &str) -> Result<ConsoleTicket, ApiFailure> {
     read(

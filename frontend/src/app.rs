@@ -4,8 +4,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
 
 use crate::api;
 use crate::pages::admin::{AuditPage, ImagesPage, UsersPage};
@@ -13,6 +11,7 @@ use crate::pages::{
     create::CreateServerPage, host::HostPage, login::LoginPage, server::ServerPage,
     servers::ServersPage,
 };
+use crate::route::{provide_location, A};
 use crate::session::{use_auth, Auth};
 
 /// What the console knows about the daemon before anyone signs in.
@@ -27,6 +26,7 @@ enum DaemonStatus {
 pub fn App() -> impl IntoView {
     let auth = Auth::new();
     provide_context(auth);
+    let location = provide_location();
     let (status, set_status) = signal(DaemonStatus::Checking);
     spawn_local(async move {
         set_status.set(match api::health().await {
@@ -56,26 +56,26 @@ pub fn App() -> impl IntoView {
             }.into_any(),
             _ => ().into_any(),
         }}
-        <Router>
-            <Header/>
-            <main>
-                {move || if auth.session.with(Option::is_none) {
-                    view! { <LoginPage/> }.into_any()
-                } else {
-                    view! {
-                        <Routes fallback=|| view! { <p class="card">"No such page."</p> }>
-                            <Route path=path!("/") view=ServersPage/>
-                            <Route path=path!("/servers/new") view=CreateServerPage/>
-                            <Route path=path!("/servers/:id") view=ServerPage/>
-                            <Route path=path!("/admin/host") view=HostPage/>
-                            <Route path=path!("/admin/users") view=UsersPage/>
-                            <Route path=path!("/admin/images") view=ImagesPage/>
-                            <Route path=path!("/admin/audit") view=AuditPage/>
-                        </Routes>
-                    }.into_any()
-                }}
-            </main>
-        </Router>
+        <Header/>
+        <main>
+            {move || if auth.session.with(Option::is_none) {
+                view! { <LoginPage/> }.into_any()
+            } else {
+                let path = location.0.get();
+                match path.as_str() {
+                    "/" => view! { <ServersPage/> }.into_any(),
+                    "/servers/new" => view! { <CreateServerPage/> }.into_any(),
+                    "/admin/host" => view! { <HostPage/> }.into_any(),
+                    "/admin/users" => view! { <UsersPage/> }.into_any(),
+                    "/admin/images" => view! { <ImagesPage/> }.into_any(),
+                    "/admin/audit" => view! { <AuditPage/> }.into_any(),
+                    p => match p.strip_prefix("/servers/").filter(|id| !id.is_empty() && !id.contains('/')) {
+                        Some(id) => view! { <ServerPage id=id.to_owned()/> }.into_any(),
+                        None => view! { <p class="card">"No such page."</p> }.into_any(),
+                    },
+                }
+            }}
+        </main>
     }
 }
 
@@ -89,15 +89,15 @@ fn Header() -> impl IntoView {
     };
     view! {
         <header class="top">
-            <h1><A href="/">"Nuage"</A></h1>
+            <h1><A href="/".to_owned()>"Nuage"</A></h1>
             {move || auth.session.get().map(|s| view! {
                 <nav>
-                    <A href="/">"My servers"</A>
+                    <A href="/".to_owned()>"My servers"</A>
                     {auth.is_admin().then(|| view! {
-                        <A href="/admin/users">"Users"</A>
-                        <A href="/admin/images">"Images"</A>
-                        <A href="/admin/audit">"Audit"</A>
-                        <A href="/admin/host">"Host"</A>
+                        <A href="/admin/users".to_owned()>"Users"</A>
+                        <A href="/admin/images".to_owned()>"Images"</A>
+                        <A href="/admin/audit".to_owned()>"Audit"</A>
+                        <A href="/admin/host".to_owned()>"Host"</A>
                     })}
                     <span class="muted">{s.user.username}</span>
                     <button class="secondary" id="sign-out" on:click=sign_out>"Sign out"</button>

@@ -92,7 +92,7 @@ fn a_graph_draws_one_point_per_sample_and_the_latest_value() {
                 class: "s1",
                 get: |s| s.cpu_percent,
             }],
-            |v| format!("{v:.0}%"),
+            |v| format!("{}%", crate::graphs::fixed(v as f64, 0)),
             10.0,
         )
     });

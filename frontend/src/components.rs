@@ -21,7 +21,7 @@ pub fn QuotaBar(label: &'static str, used: u64, limit: u64, unit: &'static str) 
         <div class="quota" data-resource=label>
             <div class="quota-label"><span>{label}</span><span class="quota-numbers">{format!("{used} / {limit}{unit}")}</span></div>
             <div class=class role="progressbar" aria-label=label aria-valuemin="0" aria-valuemax=limit aria-valuenow=used>
-                <div class="fill" style=format!("width: {pct:.0}%")></div>
+                <div class="fill" style=format!("width: {}%", crate::graphs::fixed(pct, 0))></div>
             </div>
         </div>
     }

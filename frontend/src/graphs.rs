@@ -19,7 +19,11 @@ pub fn polyline(values: &[f32], max: f32) -> String {
         .enumerate()
         .map(|(i, v)| {
             let y = H - (v.max(0.0) / max).min(1.0) * H;
-            format!("{:.1},{:.1}", i as f32 * step, y)
+            format!(
+                "{},{}",
+                fixed((i as f32 * step) as f64, 1),
+                fixed(y as f64, 1)
+            )
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -43,6 +47,25 @@ pub fn nice_max(values: impl Iterator<Item = f32>, floor: f32) -> f32 {
         .unwrap_or(m)
 }
 
+/// `v` with `decimals` (0-3) digits after the point, rounded, by integer arithmetic: the console
+/// formats no float through `core::fmt`, which keeps about 7 KiB of float-printing code (gzipped)
+/// out of the wasm.
+pub fn fixed(v: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals.min(3));
+    let sign = if v < 0.0 { "-" } else { "" };
+    let n = (v.abs() * scale as f64 + 0.5) as u64;
+    if decimals == 0 {
+        format!("{sign}{n}")
+    } else {
+        format!(
+            "{sign}{}.{:0width$}",
+            n / scale,
+            n % scale,
+            width = decimals.min(3) as usize
+        )
+    }
+}
+
 /// A ratio such as 4, 1.5 or 0.25, without the float-to-shortest formatting code.
 pub fn ratio(r: f64) -> String {
     let h = (r.max(0.0) * 100.0 + 0.5) as u64;
@@ -62,11 +85,7 @@ pub fn human_bytes(v: f64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{v:.0} {}", units[u])
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    format!("{} {}", fixed(v, if u == 0 { 0 } else { 1 }), units[u])
 }
 
 /// One series: its label, colour class and how to read it from a sample.
@@ -126,6 +145,24 @@ pub fn graph(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn fixed_point_figures_round_like_format_does() {
+        for (v, d, want) in [
+            (0.0, 0, "0"),
+            (12.5, 0, "13"),
+            (99.94, 1, "99.9"),
+            (99.96, 1, "100.0"),
+            (0.05, 1, "0.1"),
+            (3.14159, 2, "3.14"),
+            (-1.25, 1, "-1.3"),
+            (80.0, 1, "80.0"),
+            (1234567.0, 0, "1234567"),
+        ] {
+            assert_eq!(fixed(v, d), want, "{v} with {d} decimals");
+        }
+    }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

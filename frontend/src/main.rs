@@ -7,6 +7,7 @@ mod console;
 mod events;
 mod graphs;
 mod pages;
+mod route;
 mod session;
 
 #[cfg(all(test, target_arch = "wasm32"))]

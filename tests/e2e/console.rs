@@ -274,6 +274,20 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     wait_js_number(&alice, points_js, 3, "points on the CPU graph").await;
     alice.screenshot("console-03c-metrics").await;
 
+    // Snapshots: Alice's quota holds none, and the tab says so in the daemon's words.
+    alice.click(Locator::Id("tab-snapshots")).await;
+    alice.wait_for(Locator::Id("snapshot-name"), 10).await;
+    set_field(&alice, "snapshot-name", "before-update").await;
+    alice.click(Locator::Id("take-snapshot")).await;
+    wait_text(&alice, "#snapshots [role=alert]", "snapshots", 30).await;
+    // Backups: a backup of the running server with its progress bar, then the backup listed.
+    alice.click(Locator::Id("tab-backups")).await;
+    alice.wait_for(Locator::Id("backup-now"), 10).await;
+    alice.click(Locator::Id("backup-now")).await;
+    wait_text(&alice, "#job-list li", "backup: done", 60).await;
+    wait_text(&alice, "#backup-list li", "Restore as new", 30).await;
+    alice.screenshot("console-03e-backups").await;
+
     // The admin sees the host's allocation with Alice's server in it.
     admin_ui.click(Locator::LinkText("Host")).await;
     wait_text(

@@ -352,7 +352,7 @@ pub fn ImagesPage() -> impl IntoView {
                             view! {
                                 <tr data-image=i.name.clone()>
                                     <td>{i.name.clone()}</td><td>{i.format.clone()}</td>
-                                    <td>{format!("{:.1} GiB", i.virtual_size_bytes as f64 / (1u64 << 30) as f64)}</td>
+                                    <td>{format!("{} GiB", crate::graphs::fixed(i.virtual_size_bytes as f64 / (1u64 << 30) as f64, 1))}</td>
                                     <td>{i.os.clone().unwrap_or_default()}</td>
                                     <td><button class="secondary" on:click=del>"Delete"</button></td>
                                 </tr>

@@ -3,8 +3,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
-use leptos_router::NavigateOptions;
 use nuage_shared::{
     limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Image, Me,
 };
@@ -183,7 +181,6 @@ pub fn CreateServerPage() -> impl IntoView {
                 })
             }
         };
-    let navigate = use_navigate();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         touched.set(true);
@@ -191,10 +188,10 @@ pub fn CreateServerPage() -> impl IntoView {
             return;
         };
         busy.set(true);
-        let (token, navigate) = (token.clone(), navigate.clone());
+        let token = token.clone();
         spawn_local(async move {
             match api::create_vm(&token, &req).await {
-                Ok(vm) => navigate(&format!("/servers/{}", vm.id), NavigateOptions::default()),
+                Ok(vm) => crate::route::navigate(&format!("/servers/{}", vm.id)),
                 Err(e) => error.set(Some(auth.explain(e))),
             }
             busy.set(false);

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod admin;
+pub mod backups;
 pub mod create;
 pub mod host;
 pub mod login;

@@ -4,33 +4,28 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::{use_navigate, use_params_map};
-use leptos_router::NavigateOptions;
 use nuage_shared::{Event, MetricSample, MonthlyTraffic, UpdateVm, Vm, VmAction};
 
+use super::backups::{BackupsPanel, SnapshotsPanel};
 use crate::api;
 use crate::components::StateBadge;
 use crate::console::ConsoleView;
 use crate::events::EventStream;
-use crate::graphs::{graph, human_bytes, Series};
+use crate::graphs::{fixed, graph, human_bytes, Series};
 use crate::session::use_auth;
 
 #[component]
-pub fn ServerPage() -> impl IntoView {
+pub fn ServerPage(id: String) -> impl IntoView {
     let auth = use_auth();
     let token = auth.token();
-    let id = use_params_map()
-        .get_untracked()
-        .get("id")
-        .unwrap_or_default();
     let vm = RwSignal::new(None::<Vm>);
     let samples = RwSignal::new(Vec::<MetricSample>::new());
     let traffic = RwSignal::new(None::<MonthlyTraffic>);
     let tab = RwSignal::new(Tab::Console);
+    let jobs = RwSignal::new(Vec::<nuage_shared::Job>::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(None::<&'static str>);
     let confirm = RwSignal::new(false);
-    let navigate = use_navigate();
     {
         let (token, id) = (token.clone(), id.clone());
         spawn_local(async move {
@@ -55,6 +50,9 @@ pub fn ServerPage() -> impl IntoView {
             }),
             Event::VmUpdated { vm: updated } if updated.id == id => vm.set(Some(*updated)),
             Event::VmDeleted { vm_id } if vm_id == id => vm.set(None),
+            Event::Job { job } if job.vm_id.as_deref() == Some(id.as_str()) => {
+                jobs.update(|j| super::backups::upsert(j, job))
+            }
             Event::Metrics { vm_id, sample } if vm_id == id => samples.update(|s| {
                 // The month's traffic grows with each sample (the daemon counts the same bytes).
                 if let Some(prev) = s.last() {
@@ -93,11 +91,11 @@ pub fn ServerPage() -> impl IntoView {
     let delete = {
         let (token, id) = (token.clone(), id.clone());
         move |_| {
-            let (token, id, navigate) = (token.clone(), id.clone(), navigate.clone());
+            let (token, id) = (token.clone(), id.clone());
             busy.set(Some("delete"));
             spawn_local(async move {
                 match api::delete_vm(&token, &id).await {
-                    Ok(()) => navigate("/", NavigateOptions::default()),
+                    Ok(()) => crate::route::navigate("/"),
                     Err(e) => error.set(Some(auth.explain(e))),
                 }
                 busy.set(None);
@@ -193,6 +191,7 @@ pub fn ServerPage() -> impl IntoView {
         })}
         {move || {
             let (resize, delete, console_id) = (resize.clone(), delete.clone(), console_id.clone());
+            let tab_id = console_id.clone();
             vm.get().is_some().then(move || view! {
             <nav class="tabs" role="tablist" aria-label="Server">
                 {Tab::ALL.into_iter().map(|t| view! {
@@ -202,8 +201,10 @@ pub fn ServerPage() -> impl IntoView {
                 }).collect_view()}
             </nav>
             {move || {
-                let (resize, console_id) = (resize.clone(), console_id.clone());
+                let (resize, console_id, tab_id) = (resize.clone(), console_id.clone(), tab_id.clone());
                 match tab.get() {
+                    Tab::Snapshots => view! { <SnapshotsPanel vm_id=tab_id vm=vm/> }.into_any(),
+                    Tab::Backups => view! { <BackupsPanel vm_id=tab_id jobs=jobs/> }.into_any(),
                     Tab::Console => view! {
                         <section class="card" id="console" role="tabpanel">
                             {move || {
@@ -259,16 +260,26 @@ const MAX_SAMPLES: usize = 360;
 enum Tab {
     Console,
     Metrics,
+    Snapshots,
+    Backups,
     Resize,
 }
 
 impl Tab {
-    const ALL: [Tab; 3] = [Tab::Console, Tab::Metrics, Tab::Resize];
+    const ALL: [Tab; 5] = [
+        Tab::Console,
+        Tab::Metrics,
+        Tab::Snapshots,
+        Tab::Backups,
+        Tab::Resize,
+    ];
 
     fn id(self) -> &'static str {
         match self {
             Tab::Console => "console",
             Tab::Metrics => "metrics",
+            Tab::Snapshots => "snapshots",
+            Tab::Backups => "backups",
             Tab::Resize => "resize",
         }
     }
@@ -277,6 +288,8 @@ impl Tab {
         match self {
             Tab::Console => "Console",
             Tab::Metrics => "Metrics",
+            Tab::Snapshots => "Snapshots",
+            Tab::Backups => "Backups",
             Tab::Resize => "Resize",
         }
     }
@@ -333,10 +346,10 @@ fn MetricsPanel(
                 <div class="graphs">
                     {graph("CPU", "graph-cpu", s,
                         &[Series { label: "use", class: "s1", get: |x| x.cpu_percent }],
-                        |v| format!("{v:.0}%"), 10.0)}
+                        |v| format!("{}%", fixed(v as f64, 0)), 10.0)}
                     {graph("Memory on the host", "graph-memory", s,
                         &[Series { label: "resident", class: "s1", get: |x| x.memory_mib }],
-                        |v| format!("{v:.0} MiB"), 64.0)}
+                        |v| format!("{} MiB", fixed(v as f64, 0)), 64.0)}
                     {graph("Disk", "graph-disk", s, &[
                         Series { label: "read", class: "s1", get: |x| x.disk_read_bytes_per_sec },
                         Series { label: "write", class: "s2", get: |x| x.disk_write_bytes_per_sec },

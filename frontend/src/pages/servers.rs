@@ -1,8 +1,8 @@
 //! My servers: quota bars and the list, kept live by `/api/v1/events`.
 
+use crate::route::A;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
 use nuage_shared::{Event, Me, Vm};
 
 use crate::api;
@@ -80,7 +80,7 @@ pub fn ServersPage() -> impl IntoView {
         <section class="card" id="servers">
             <div class="card-head">
                 <h2>"My servers"</h2>
-                <A href="/servers/new" attr:class="button" attr:id="new-server">"Create a server"</A>
+                <A href="/servers/new".to_owned() class="button" id="new-server">"Create a server"</A>
             </div>
             {move || match vms.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
