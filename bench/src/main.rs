@@ -261,31 +261,42 @@ async fn bench_list() {
 
 /// A 2 GiB image holding 1 GiB of data: create with a linked clone (what nuaged does) beside a
 /// full copy of the image (`qemu-img convert`, what a panel without backing files does).
-async fn bench_create(uri: &str) {
-    // A temp dir QEMU (another user under qemu:///system) can traverse.
-    let work = Scratch::new("nuage-bench-img-");
-    let raw = work.path().join("img.raw");
-    let image = work.path().join("img.qcow2");
-    let run = |args: &[&str]| {
-        assert!(
-            Command::new(args[0])
-                .args(&args[1..])
-                .status()
-                .unwrap()
-                .success(),
-            "{args:?}"
-        )
-    };
+fn run(args: &[&str]) {
+    assert!(
+        Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap()
+            .success(),
+        "{args:?}"
+    )
+}
+
+/// A 2 GiB qcow2 image with 1 GiB of data in `dir`: all random, or (`mixed`) 512 MiB random and
+/// 512 MiB of the host's shared libraries (real, compressible content).
+fn disk_image(dir: &Path, mixed: bool) -> PathBuf {
+    let raw = dir.join("img.raw");
+    let image = dir.join("img.qcow2");
     run(&["truncate", "-s", "2G", raw.to_str().unwrap()]);
+    let of = format!("of={}", raw.display());
+    let random_mib = if mixed { 512 } else { 1024 };
     run(&[
         "dd",
         "if=/dev/urandom",
-        &format!("of={}", raw.display()),
+        &of,
         "bs=16M",
-        "count=64",
+        &format!("count={}", random_mib / 16),
         "conv=notrunc",
         "status=none",
     ]);
+    if mixed {
+        let script = format!(
+            "find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | xargs cat 2>/dev/null \
+             | head -c 536870912 | dd of={} bs=16M seek=32 conv=notrunc iflag=fullblock status=none",
+            raw.display()
+        );
+        run(&["sh", "-c", &script]);
+    }
     run(&[
         "qemu-img",
         "convert",
@@ -295,7 +306,13 @@ async fn bench_create(uri: &str) {
         image.to_str().unwrap(),
     ]);
     std::fs::remove_file(&raw).unwrap();
+    image
+}
 
+async fn bench_create(uri: &str) {
+    // A temp dir QEMU (another user under qemu:///system) can traverse.
+    let work = Scratch::new("nuage-bench-img-");
+    let image = disk_image(work.path(), false);
     let (app, url, dir) = serve(uri, Some(work.path())).await;
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
@@ -343,6 +360,150 @@ async fn bench_create(uri: &str) {
         ms(percentile(&mut full, 0.5))
     );
     // The daemon's network outlives it by design; this one was the benchmark's.
+    let (hv, net) = (app.hv.clone(), app.network().name.clone());
+    let _ = tokio::task::spawn_blocking(move || hv.remove_network(&net)).await;
+}
+
+/// Polls a job until it ends; returns how long that took from `since`.
+async fn wait_job(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    job: &Value,
+    since: Instant,
+) -> Duration {
+    let id = job["id"].as_str().unwrap_or_else(|| panic!("a job: {job}"));
+    loop {
+        let j: Value = http
+            .get(format!("{url}/api/v1/jobs/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if j["state"] != "running" {
+            assert_eq!(j["state"], "succeeded", "{j}");
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn mib_s(bytes: u64, d: Duration) -> String {
+    format!(
+        "{:.0} MiB/s",
+        bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+    )
+}
+
+/// Backup and restore of a 2 GiB disk holding 1 GiB of data (half random, half the host's own
+/// binaries), beside `qemu-img convert` of the same disk in the same run; and the archive's size
+/// against the data.
+async fn bench_backup(uri: &str) {
+    let work = Scratch::new("nuage-bench-img-");
+    let image = disk_image(work.path(), true);
+    let (app, url, dir) = serve(uri, Some(work.path())).await;
+    let http = reqwest::Client::new();
+    let token = login(&http, &url).await;
+    let r = call(
+        http.post(format!("{url}/api/v1/images")),
+        &token,
+        json!({"name": "big", "path": image.to_str().unwrap()}),
+    )
+    .await;
+    let image_id = r["id"].as_str().expect("image imported").to_owned();
+    let body = json!({"name": "big", "image_id": image_id, "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "start": false});
+    let vm = call(http.post(format!("{url}/api/v1/vms")), &token, body).await;
+    let id = vm["id"].as_str().unwrap().to_owned();
+    let disk = dir.path().join("data/vms").join(&id).join("disk.qcow2");
+    let data: u64 = 1 << 30;
+    let post = |path: String, body: Value| {
+        let (http, token) = (http.clone(), token.clone());
+        async move { call(http.post(path), &token, body).await }
+    };
+
+    let (mut stopped, mut running, mut restore, mut convert, mut sizes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..3 {
+        let t = Instant::now();
+        let job = post(format!("{url}/api/v1/vms/{id}/backups"), json!({})).await;
+        stopped.push(wait_job(&http, &url, &token, &job, t).await);
+        let b: Value = http
+            .get(format!(
+                "{url}/api/v1/backups/{}",
+                job["backup_id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sizes.push(b["size_bytes"].as_u64().unwrap());
+        // Restore in place (the server is stopped).
+        let t = Instant::now();
+        let job = post(
+            format!("{url}/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+        restore.push(wait_job(&http, &url, &token, &job, t).await);
+        // The practical limit: qemu-img copying the same disk (backing chain flattened).
+        let dest = dir.path().join(format!("convert-{i}.qcow2"));
+        let t = Instant::now();
+        run(&[
+            "qemu-img",
+            "convert",
+            "-O",
+            "qcow2",
+            disk.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ]);
+        convert.push(t.elapsed());
+        std::fs::remove_file(dest).unwrap();
+    }
+    // While the server runs (libvirt's backup job on qemu:///system; the guest has no OS here, the
+    // copy is what is measured).
+    post(format!("{url}/api/v1/vms/{id}/start"), json!({})).await;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let job = post(format!("{url}/api/v1/vms/{id}/backups"), json!({})).await;
+        running.push(wait_job(&http, &url, &token, &job, t).await);
+    }
+    let med = |v: &mut Vec<Duration>| percentile(v, 0.5);
+    let (s, r, rs, c) = (
+        med(&mut stopped),
+        med(&mut running),
+        med(&mut restore),
+        med(&mut convert),
+    );
+    println!(
+        "2 GiB disk, 1 GiB of data (512 MiB random, 512 MiB of binaries), {uri}, medians of 3:"
+    );
+    println!("| operation | time | throughput (data) | vs `qemu-img convert` |");
+    println!("|---|---|---|---|");
+    for (what, d) in [
+        ("`qemu-img convert -O qcow2` (peer)", c),
+        ("backup, server stopped (job, to a verified archive)", s),
+        ("backup, server running (libvirt backup job + archive)", r),
+        ("restore in place (verify + decompress)", rs),
+    ] {
+        println!(
+            "| {what} | {} | {} | {:.0}% |",
+            ms(d),
+            mib_s(data, d),
+            100.0 * c.as_secs_f64() / d.as_secs_f64()
+        );
+    }
+    let size = sizes[0];
+    println!(
+        "archive: {:.0} MiB for 1024 MiB of data ({:.0}% of the allocated bytes)",
+        size as f64 / (1 << 20) as f64,
+        100.0 * size as f64 / data as f64
+    );
     let (hv, net) = (app.hv.clone(), app.network().name.clone());
     let _ = tokio::task::spawn_blocking(move || hv.remove_network(&net)).await;
 }
@@ -493,11 +654,14 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("list") => bench_list().await,
         Some("create") => bench_create(&uri).await,
+        Some("backup") => bench_backup(&uri).await,
         Some("memory") => bench_memory().await,
         Some("metrics") => bench_metrics().await,
         Some("idle") => bench_idle().await,
         Some("console") => bench_console().await,
-        _ => eprintln!("usage: nuage-bench <list|create|memory|metrics|idle|console> [--uri URI]"),
+        _ => eprintln!(
+            "usage: nuage-bench <list|create|backup|memory|metrics|idle|console> [--uri URI]"
+        ),
     }
 }
 

@@ -512,3 +512,66 @@ async fn ended_and_unknown_jobs_cannot_be_cancelled() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_backup_ends_cancelled_and_leaves_nothing() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    // An image of 384 MiB that does not compress, so the job takes a while.
+    let file = t.data_dir.join("import").join("noise.raw");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..384 {
+            for chunk in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chunk.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&block).unwrap();
+        }
+    }
+    let body = json!({"name": "noise", "path": file.to_str().unwrap()}).to_string();
+    let r = t.post("/api/v1/images", Some(&admin), &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let image = r.body["id"].as_str().unwrap().to_owned();
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(20, 2)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+
+    let r = t
+        .post(&format!("/api/v1/vms/{vm}/backups"), Some(&alice), "")
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // While it runs the server is busy.
+    let r = t
+        .post(&format!("/api/v1/vms/{vm}/start"), Some(&alice), "")
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("backup"), "{}", r.text);
+    let r = t
+        .post(&format!("/api/v1/jobs/{id}/cancel"), Some(&alice), "")
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let job = wait_job(&t, &alice, &id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert_eq!(t.get("/api/v1/backups", Some(&alice)).await.body, json!([]));
+    let me = t.get("/api/v1/me", Some(&alice)).await;
+    assert_eq!(
+        me.body["usage"]["disk_gib"], 1,
+        "the reservation is freed: {}",
+        me.text
+    );
+    let work = t.data_dir.join("work");
+    assert!(!work.exists() || std::fs::read_dir(&work).unwrap().next().is_none());
+    let store = t.data_dir.join("backups");
+    assert!(!store.exists() || std::fs::read_dir(&store).unwrap().next().is_none());
+    // And the server is free again.
+    let r = t
+        .post(&format!("/api/v1/vms/{vm}/start"), Some(&alice), "")
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}
