@@ -465,6 +465,21 @@ async fn bench_backup(uri: &str) {
         convert.push(t.elapsed());
         std::fs::remove_file(dest).unwrap();
     }
+    // For context: qemu-img's own compressed copy (zlib, one thread), once.
+    let dest = dir.path().join("convert-c.qcow2");
+    let t = Instant::now();
+    run(&[
+        "qemu-img",
+        "convert",
+        "-c",
+        "-O",
+        "qcow2",
+        disk.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ]);
+    let compressed = t.elapsed();
+    let compressed_size = std::fs::metadata(&dest).unwrap().len();
+    std::fs::remove_file(dest).unwrap();
     // While the server runs (libvirt's backup job on qemu:///system; the guest has no OS here, the
     // copy is what is measured).
     post(format!("{url}/api/v1/vms/{id}/start"), json!({})).await;
@@ -490,6 +505,10 @@ async fn bench_backup(uri: &str) {
         ("backup, server stopped (job, to a verified archive)", s),
         ("backup, server running (libvirt backup job + archive)", r),
         ("restore in place (verify + decompress)", rs),
+        (
+            "`qemu-img convert -c -O qcow2` (compressed copy, once)",
+            compressed,
+        ),
     ] {
         println!(
             "| {what} | {} | {} | {:.0}% |",
@@ -499,6 +518,10 @@ async fn bench_backup(uri: &str) {
         );
     }
     let size = sizes[0];
+    println!(
+        "qemu-img's compressed qcow2: {:.0} MiB",
+        compressed_size as f64 / (1 << 20) as f64
+    );
     println!(
         "archive: {:.0} MiB for 1024 MiB of data ({:.0}% of the allocated bytes)",
         size as f64 / (1 << 20) as f64,
