@@ -309,10 +309,13 @@ fn disk_image(dir: &Path, mixed: bool) -> PathBuf {
     image
 }
 
-async fn bench_create(uri: &str) {
-    // A temp dir QEMU (another user under qemu:///system) can traverse.
-    let work = Scratch::new("nuage-bench-img-");
-    let image = disk_image(work.path(), false);
+/// [`serve`] on `uri` with `image` (in `work`) imported as "big": the app, its URL, its folder,
+/// a client, the admin's token and the image's id.
+async fn serve_with_image(
+    uri: &str,
+    work: &Scratch,
+    image: &Path,
+) -> (Arc<App>, String, Scratch, reqwest::Client, String, String) {
     let (app, url, dir) = serve(uri, Some(work.path())).await;
     let http = reqwest::Client::new();
     let token = login(&http, &url).await;
@@ -323,6 +326,14 @@ async fn bench_create(uri: &str) {
     )
     .await;
     let image_id = r["id"].as_str().expect("image imported").to_owned();
+    (app, url, dir, http, token, image_id)
+}
+
+async fn bench_create(uri: &str) {
+    // A temp dir QEMU (another user under qemu:///system) can traverse.
+    let work = Scratch::new("nuage-bench-img-");
+    let image = disk_image(work.path(), false);
+    let (app, url, dir, http, token, image_id) = serve_with_image(uri, &work, &image).await;
     let mut linked = Vec::new();
     for i in 0..3 {
         let t = Instant::now();
@@ -404,16 +415,7 @@ fn mib_s(bytes: u64, d: Duration) -> String {
 async fn bench_backup(uri: &str) {
     let work = Scratch::new("nuage-bench-img-");
     let image = disk_image(work.path(), true);
-    let (app, url, dir) = serve(uri, Some(work.path())).await;
-    let http = reqwest::Client::new();
-    let token = login(&http, &url).await;
-    let r = call(
-        http.post(format!("{url}/api/v1/images")),
-        &token,
-        json!({"name": "big", "path": image.to_str().unwrap()}),
-    )
-    .await;
-    let image_id = r["id"].as_str().expect("image imported").to_owned();
+    let (app, url, dir, http, token, image_id) = serve_with_image(uri, &work, &image).await;
     let body = json!({"name": "big", "image_id": image_id, "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "start": false});
     let vm = call(http.post(format!("{url}/api/v1/vms")), &token, body).await;
     let id = vm["id"].as_str().unwrap().to_owned();

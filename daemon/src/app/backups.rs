@@ -24,11 +24,12 @@ use nuage_shared::{
     limits, validate_hostname, validate_vm_name, Backup, BackupSchedule, CreateSnapshot, Job,
     JobKind, LimitOverrides, Quota, ResourceLimits, RestoreBackup, Snapshot, Vm, VmState,
 };
-use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
-use super::vms::{cap_memory, domain_name, refused, settled, DiskSource, SeedInput};
+use super::vms::{
+    admit_and_insert, cap_memory, commit_admitted, domain_name, settled, DiskSource, SeedInput,
+};
 use super::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
 use crate::db::{self, backups as q, vms, DbError};
@@ -183,21 +184,14 @@ impl App {
         let recorded: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if let Some(r) = vms::admit(&tx, &owner, &one, &room)? {
-                    return Ok(Err(refused(r)));
-                }
-                match q::insert_snapshot(&tx, &row) {
-                    Err(e) if e.is_unique_violation() => {
-                        return Ok(Err(AppError::Conflict(format!(
-                            "This server has a snapshot named {} already.",
-                            row.name
-                        ))))
-                    }
-                    other => other?,
-                }
-                tx.commit()?;
-                Ok(Ok(()))
+                let taken = || {
+                    AppError::Conflict(format!(
+                        "This server has a snapshot named {} already.",
+                        row.name
+                    ))
+                };
+                let insert = |tx: &rusqlite::Transaction<'_>| q::insert_snapshot(tx, &row);
+                commit_admitted(admit_and_insert(c, &owner, &one, &room, insert, taken)?)
             })
             .await?;
         recorded?;
@@ -420,13 +414,16 @@ impl App {
         let recorded: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if let Some(r) = vms::admit(&tx, &row.owner_id, &more, &room)? {
-                    return Ok(Err(refused(r)));
-                }
-                q::insert_backup(&tx, &row, &host)?;
-                tx.commit()?;
-                Ok(Ok(()))
+                let insert = |tx: &rusqlite::Transaction<'_>| q::insert_backup(tx, &row, &host);
+                let taken = || AppError::Conflict("This backup exists already.".into());
+                commit_admitted(admit_and_insert(
+                    c,
+                    &row.owner_id,
+                    &more,
+                    &room,
+                    insert,
+                    taken,
+                )?)
             })
             .await?;
         recorded?;

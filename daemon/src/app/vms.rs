@@ -391,19 +391,20 @@ impl App {
         let reserved: Result<(String, String), AppError> = self
             .db
             .call(move |c| -> Step<(String, String)> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if let Some(refusal) = vms::admit(&tx, &row.owner_id, &footprint(&row), &room)? {
-                    return Ok(Err(refused(refusal)));
-                }
-                match vms::insert(&tx, &row) {
-                    Err(e) if e.is_unique_violation() => {
-                        return Ok(Err(AppError::Conflict(format!(
-                            "You already have a server named {}.",
-                            row.name
-                        ))))
-                    }
-                    other => other?,
-                }
+                let taken =
+                    || AppError::Conflict(format!("You already have a server named {}.", row.name));
+                let more = footprint(&row);
+                let tx = match admit_and_insert(
+                    c,
+                    &row.owner_id,
+                    &more,
+                    &room,
+                    |tx| vms::insert(tx, &row),
+                    taken,
+                )? {
+                    Ok(tx) => tx,
+                    Err(e) => return Ok(Err(e)),
+                };
                 let Some(address) = vms::allocate_address(&tx, &net, cidr, &row.id)? else {
                     return Ok(Err(AppError::InsufficientCapacity(
                         "This host's network has no free address left. Ask an administrator."
@@ -846,6 +847,39 @@ impl App {
 }
 
 /// An admission refusal as the app's error: quota (403) or host capacity (507).
+/// Admission and the row that records it, in one IMMEDIATE transaction (returned open, for more
+/// steps before the caller commits): `insert` runs only when the owner's quota and the host have
+/// room for `more`, and a UNIQUE violation there becomes `taken`.
+pub(super) fn admit_and_insert<'c>(
+    c: &'c mut rusqlite::Connection,
+    owner: &str,
+    more: &Quota,
+    room: &vms::HostRoom,
+    insert: impl FnOnce(&rusqlite::Transaction<'c>) -> Result<(), DbError>,
+    taken: impl FnOnce() -> AppError,
+) -> Step<rusqlite::Transaction<'c>> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(refusal) = vms::admit(&tx, owner, more, room)? {
+        return Ok(Err(refused(refusal)));
+    }
+    match insert(&tx) {
+        Err(e) if e.is_unique_violation() => return Ok(Err(taken())),
+        other => other?,
+    }
+    Ok(Ok(tx))
+}
+
+/// Commits what [`admit_and_insert`] admitted; passes its refusal on.
+pub(super) fn commit_admitted(admitted: Result<rusqlite::Transaction<'_>, AppError>) -> Step<()> {
+    match admitted {
+        Ok(tx) => {
+            tx.commit()?;
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(e)),
+    }
+}
+
 pub(super) fn refused(r: vms::Refusal) -> AppError {
     match r {
         vms::Refusal::Quota(short) => AppError::QuotaExceeded(short.to_string()),
