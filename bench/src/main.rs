@@ -533,6 +533,35 @@ async fn bench_backup(uri: &str) {
     let _ = tokio::task::spawn_blocking(move || hv.remove_network(&net)).await;
 }
 
+/// Native decoding speed of the `rfb` crate on the sessions recorded from QEMU (rfb/fixtures):
+/// each whole session (handshake and first full frame) decoded again and again.
+fn bench_decode() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rfb/fixtures");
+    println!(
+        "| recorded QEMU session (720x400) | bytes | frames/s | MB/s of the stream | Mpixel/s |"
+    );
+    println!("|---|---|---|---|---|");
+    for name in ["zrle", "hextile", "zlib"] {
+        let bytes = std::fs::read(dir.join(format!("qemu-{name}.bin"))).unwrap();
+        let mut runs = 0u32;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            let mut c = rfb::Client::new();
+            let ev = c.receive(&bytes).unwrap();
+            assert!(ev.contains(&rfb::Event::UpdateDone));
+            runs += 1;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "| {name} | {} | {:.0} | {:.0} | {:.0} |",
+            bytes.len(),
+            runs as f64 / secs,
+            bytes.len() as f64 * runs as f64 / secs / 1e6,
+            720.0 * 400.0 * runs as f64 / secs / 1e6
+        );
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -680,12 +709,13 @@ async fn main() {
         Some("list") => bench_list().await,
         Some("create") => bench_create(&uri).await,
         Some("backup") => bench_backup(&uri).await,
+        Some("decode") => bench_decode(),
         Some("memory") => bench_memory().await,
         Some("metrics") => bench_metrics().await,
         Some("idle") => bench_idle().await,
         Some("console") => bench_console().await,
         _ => eprintln!(
-            "usage: nuage-bench <list|create|backup|memory|metrics|idle|console> [--uri URI]"
+            "usage: nuage-bench <list|create|backup|decode|memory|metrics|idle|console> [--uri URI]"
         ),
     }
 }

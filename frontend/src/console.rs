@@ -246,6 +246,20 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
             })
         }
     };
+    // Paste as keystrokes: for guests with no clipboard agent (a login prompt, an installer).
+    let paste_open = RwSignal::new(false);
+    let paste_text = RwSignal::new(String::new());
+    let type_it = {
+        let with_live = with_live.clone();
+        move |_| {
+            let text = paste_text.get_untracked();
+            with_live(&mut |l| {
+                l.client.type_text(&text);
+            });
+            paste_text.set(String::new());
+            paste_open.set(false);
+        }
+    };
     let (key_down, key_up) = (key.clone(), key);
     let (p1, p2, p3) = (pointer.clone(), pointer.clone(), pointer);
 
@@ -261,8 +275,14 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                     <button class="secondary" on:click=move |_| {
                         if let Some(c) = canvas_ref.get_untracked() { let _ = c.request_fullscreen(); }
                     }>"Full screen"</button>" "
-                    <button class="secondary" id="console-reconnect" on:click=move |_| connect()>"Reconnect"</button>
+                    <button class="secondary" id="console-reconnect" on:click=move |_| connect()>"Reconnect"</button>" "
+                    <button class="secondary" id="paste-open" on:click=move |_| paste_open.update(|v| *v = !*v)>"Type text…"</button>
                 </span>
+            </div>
+            <div class="row" id="paste" style:display=move || if paste_open.get() { "flex" } else { "none" }>
+                <textarea id="paste-text" rows="3" placeholder="Text to type into the guest, key by key"
+                    prop:value=move || paste_text.get() on:input=move |ev| paste_text.set(event_target_value(&ev))></textarea>
+                <button id="paste-type" on:click=type_it>"Type it"</button>
             </div>
             <canvas id="console-canvas" node_ref=canvas_ref tabindex="0"
                 class=move || if one_to_one.get() { "screen one-to-one" } else { "screen" }

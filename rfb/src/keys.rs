@@ -2,6 +2,9 @@
 //! servers that only take keysyms) and scancodes (`KeyboardEvent.code`, the physical key, for
 //! QEMU's extended key events, with which the guest's own keymap decides what a key means).
 
+/// The left Shift key.
+pub const SHIFT_L: u32 = 0xffe1;
+
 const NAMED_KEYSYMS: &[(&str, u32)] = &[
     ("Backspace", 0xff08),
     ("Tab", 0xff09),

@@ -10,15 +10,21 @@
 //! incremental request is queued, before the rectangles are decoded, so the screen's latency is
 //! one network round trip rather than two.
 //!
-//! Supported now: RFB 3.3, 3.7 and 3.8 handshakes with security type None; encodings Raw and
-//! CopyRect; pseudo-encodings DesktopSize and LastRect; Bell and ServerCutText.
+//! Supported now: RFB 3.3, 3.7 and 3.8 handshakes with security None or VNC authentication;
+//! encodings ZRLE,
+//! Hextile, Zlib, CopyRect and Raw (preferred in that order); pseudo-encodings DesktopSize,
+//! LastRect, QEMU extended key events and LED state; Bell and ServerCutText.
 
 use std::fmt;
 
+pub(crate) mod decode;
 pub mod keys;
 
 /// Encodings and pseudo-encodings this client asks for, most preferred first.
-pub const ENCODINGS: [i32; 6] = [
+pub const ENCODINGS: [i32; 9] = [
+    ENC_ZRLE,
+    ENC_HEXTILE,
+    ENC_ZLIB,
     ENC_COPY_RECT,
     ENC_RAW,
     ENC_DESKTOP_SIZE,
@@ -28,6 +34,9 @@ pub const ENCODINGS: [i32; 6] = [
 ];
 pub const ENC_RAW: i32 = 0;
 pub const ENC_COPY_RECT: i32 = 1;
+pub const ENC_HEXTILE: i32 = 5;
+pub const ENC_ZLIB: i32 = 6;
+pub const ENC_ZRLE: i32 = 16;
 pub const ENC_LAST_RECT: i32 = -224;
 pub const ENC_DESKTOP_SIZE: i32 = -223;
 /// QEMU's extended key events: keys travel as scancodes, so the guest's own keymap decides what
@@ -35,6 +44,23 @@ pub const ENC_DESKTOP_SIZE: i32 = -223;
 pub const ENC_QEMU_EXTENDED_KEY: i32 = -258;
 /// QEMU tells the client the guest's keyboard LEDs (Caps, Num, Scroll Lock).
 pub const ENC_QEMU_LED_STATE: i32 = -261;
+
+/// VNC authentication's answer to `challenge`: DES (ECB) of it under the password's first 8
+/// bytes, zero-padded, each byte's bits reversed (RFC 6143 §7.2.2 and its errata).
+pub fn vnc_auth_response(password: &[u8], challenge: &[u8]) -> [u8; 16] {
+    use des::cipher::{BlockEncrypt, KeyInit};
+    let mut key = [0u8; 8];
+    for (k, p) in key.iter_mut().zip(password) {
+        *k = p.reverse_bits();
+    }
+    let cipher = des::Des::new(&key.into());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&challenge[..16]);
+    for block in out.chunks_exact_mut(8) {
+        cipher.encrypt_block(block.into());
+    }
+    out
+}
 
 /// The largest framebuffer accepted (a guard against absurd sizes in hostile input).
 pub const MAX_DIMENSION: u16 = 8192;
@@ -103,7 +129,9 @@ enum State {
     SecurityType33,
     /// 3.7/3.8: a count and a list of types.
     SecurityTypes,
-    /// 3.8 (and 3.7 after authentication): a u32 result, then a reason on failure.
+    /// VNC authentication: the server's 16-byte challenge.
+    VncChallenge,
+    /// 3.8 (and 3.3/3.7 after VNC authentication): a u32 result, then (3.8) a reason on failure.
     SecurityResult,
     ServerInit,
     /// Normal operation; `rects_left` while inside a FramebufferUpdate.
@@ -125,6 +153,13 @@ pub struct Client {
     pixels: Vec<u8>,
     /// The server acknowledged QEMU extended key events.
     extended_keys: bool,
+    /// The encodings asked for, most preferred first.
+    encodings: Vec<i32>,
+    /// For VNC authentication (security type 2), when the server asks for it.
+    password: Option<Vec<u8>>,
+    /// The connection's zlib streams, one per encoding (they persist across rectangles).
+    zlib: decode::Inflater,
+    zrle: decode::Inflater,
 }
 
 impl Default for Client {
@@ -173,6 +208,21 @@ impl<'a> Reader<'a> {
 type Step = Result<Option<usize>, Error>;
 
 impl Client {
+    /// Sets the password for VNC authentication (security type 2), used only when the server
+    /// offers nothing weaker to agree on. Only its first 8 bytes count (the protocol's limit).
+    pub fn set_password(&mut self, password: &str) {
+        self.password = Some(password.as_bytes().to_vec());
+    }
+
+    /// A client asking for these encodings (most preferred first; include the pseudo-encodings
+    /// wanted), e.g. to compare decoders on the same screen.
+    pub fn with_encodings(encodings: &[i32]) -> Client {
+        Client {
+            encodings: encodings.to_vec(),
+            ..Client::new()
+        }
+    }
+
     pub fn new() -> Client {
         Client {
             state: State::Version,
@@ -183,6 +233,10 @@ impl Client {
             height: 0,
             pixels: Vec::new(),
             extended_keys: false,
+            encodings: ENCODINGS.to_vec(),
+            password: None,
+            zlib: Default::default(),
+            zrle: Default::default(),
         }
     }
 
@@ -260,6 +314,40 @@ impl Client {
         }
     }
 
+    /// Types `text` as key presses (keysyms, with Shift around the characters that take it on
+    /// a US keyboard), for pasting into guests without a clipboard agent. Newlines become Return,
+    /// tabs Tab; other control characters are skipped. Returns how many characters were typed.
+    pub fn type_text(&mut self, text: &str) -> usize {
+        if !matches!(self.state, State::Running { .. }) {
+            return 0;
+        }
+        let mut typed = 0;
+        for ch in text.chars() {
+            let keysym = match ch {
+                '\n' => 0xff0d,
+                '\r' => continue,
+                '\t' => 0xff09,
+                c if c.is_control() => continue,
+                // Latin-1 keysyms are the code points; the rest of Unicode is 0x0100_0000 + it.
+                c if (c as u32) < 0x100 => c as u32,
+                c => 0x0100_0000 + c as u32,
+            };
+            // Servers that map keysyms to scancodes through a keymap (QEMU) press no Shift of
+            // their own: a character that takes Shift on a US keyboard gets one around it.
+            let shift = ch.is_ascii_uppercase() || "~!@#$%^&*()_+{}|:\"<>?".contains(ch);
+            if shift {
+                self.key(keys::SHIFT_L, true);
+            }
+            self.key(keysym, true);
+            self.key(keysym, false);
+            if shift {
+                self.key(keys::SHIFT_L, false);
+            }
+            typed += 1;
+        }
+        typed
+    }
+
     /// Moves the pointer to (x, y) with `buttons` (bit 0 left, 1 middle, 2 right, 3/4 wheel).
     pub fn pointer(&mut self, x: u16, y: u16, buttons: u8) {
         if matches!(self.state, State::Running { .. }) {
@@ -318,6 +406,8 @@ impl Client {
                 let Some(t) = r.u32() else { return Ok(None) };
                 match t {
                     1 => self.client_init(),
+                    2 if self.password.is_some() => self.state = State::VncChallenge,
+                    2 => return Err(Error::Security("the server wants a VNC password".into())),
                     0 => return self.failure(&mut r),
                     other => {
                         return Err(Error::Security(format!(
@@ -334,23 +424,41 @@ impl Client {
                 let Some(types) = r.take(n as usize) else {
                     return Ok(None);
                 };
-                if !types.contains(&1) {
+                if types.contains(&1) {
+                    self.output.push(1);
+                    if self.minor >= 8 {
+                        self.state = State::SecurityResult;
+                    } else {
+                        self.client_init();
+                    }
+                } else if types.contains(&2) && self.password.is_some() {
+                    self.output.push(2);
+                    self.state = State::VncChallenge;
+                } else if types.contains(&2) {
+                    return Err(Error::Security("the server wants a VNC password".into()));
+                } else {
                     return Err(Error::Security(format!(
                         "no supported security type among {types:?}"
                     )));
                 }
-                self.output.push(1);
-                if self.minor >= 8 {
-                    self.state = State::SecurityResult;
-                } else {
-                    self.client_init();
-                }
+            }
+            State::VncChallenge => {
+                let Some(challenge) = r.take(16) else {
+                    return Ok(None);
+                };
+                let response =
+                    vnc_auth_response(self.password.as_deref().unwrap_or(&[]), challenge);
+                self.output.extend_from_slice(&response);
+                self.state = State::SecurityResult;
             }
             State::SecurityResult => {
                 let Some(result) = r.u32() else {
                     return Ok(None);
                 };
                 if result != 0 {
+                    if self.minor < 8 {
+                        return Err(Error::Security("the server refused the password".into()));
+                    }
                     return self.failure(&mut r);
                 }
                 self.client_init();
@@ -415,8 +523,8 @@ impl Client {
         self.output.extend_from_slice(&[0, 8, 16, 0, 0, 0]);
         self.output.extend_from_slice(&[2, 0]);
         self.output
-            .extend_from_slice(&(ENCODINGS.len() as u16).to_be_bytes());
-        for e in ENCODINGS {
+            .extend_from_slice(&(self.encodings.len() as u16).to_be_bytes());
+        for e in &self.encodings {
             self.output.extend_from_slice(&e.to_be_bytes());
         }
     }
@@ -508,7 +616,7 @@ impl Client {
                     height: h,
                 });
             }
-            ENC_RAW | ENC_COPY_RECT => {
+            ENC_RAW | ENC_COPY_RECT | ENC_ZLIB | ENC_ZRLE | ENC_HEXTILE => {
                 if x as u32 + w as u32 > self.width as u32
                     || y as u32 + h as u32 > self.height as u32
                 {
@@ -517,7 +625,36 @@ impl Client {
                         self.width, self.height
                     )));
                 }
-                if enc == ENC_RAW {
+                let (xu, yu, wu, hu) = (x as usize, y as usize, w as usize, h as usize);
+                let mut canvas = decode::Canvas {
+                    pixels: &mut self.pixels,
+                    width: self.width as usize,
+                };
+                if enc == ENC_ZLIB || enc == ENC_ZRLE {
+                    let Some(len) = r.u32() else { return Ok(None) };
+                    if len > 64 << 20 {
+                        return Err(Error::Protocol("a compressed rectangle over 64 MiB".into()));
+                    }
+                    let Some(data) = r.take(len as usize) else {
+                        return Ok(None);
+                    };
+                    if enc == ENC_ZLIB {
+                        let raw = self.zlib.inflate(data, wu * hu * 4)?;
+                        if raw.len() != wu * hu * 4 {
+                            return Err(Error::Protocol("Zlib rectangle of the wrong size".into()));
+                        }
+                        self.blit_raw(x, y, w, &raw);
+                    } else {
+                        let raw = self.zrle.inflate(data, decode::zrle_bound(wu, hu))?;
+                        decode::zrle(&mut canvas, xu, yu, wu, hu, &raw)?;
+                    }
+                } else if enc == ENC_HEXTILE {
+                    let rest = &r.buf[r.pos..];
+                    let Some(used) = decode::hextile(&mut canvas, xu, yu, wu, hu, rest)? else {
+                        return Ok(None);
+                    };
+                    r.pos += used;
+                } else if enc == ENC_RAW {
                     let Some(data) = r.take(w as usize * h as usize * 4) else {
                         return Ok(None);
                     };

@@ -263,6 +263,23 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Paste as keystrokes: text typed into the guest key by key, capitals and all.
+    alice.click(Locator::Id("paste-open")).await;
+    set_field(&alice, "paste-text", "echo Pasted-OK\n").await;
+    alice.click(Locator::Id("paste-type")).await;
+    let pasting = Instant::now();
+    while !std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim_end().ends_with("Pasted-OK") && !l.contains("echo"))
+    {
+        assert!(
+            pasting.elapsed() < Duration::from_secs(30),
+            "the pasted command never ran in the guest:\n{}",
+            std::fs::read_to_string(&serial).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     alice.screenshot("console-03b-console").await;
 
     // The metrics tab draws the server's use live (samples arrive on the events stream), and the

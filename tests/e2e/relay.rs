@@ -183,4 +183,56 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
         extended && client.extended_keys(),
         "QEMU acknowledged extended key events (keys go as scancodes)"
     );
+    drop(ws);
+
+    // The same screen through each compressed encoding: every decoder draws it alike. The
+    // server's bytes are kept (target/rfb-sessions/) as fixtures for the rfb crate's tests.
+    let keep = nuage_e2e::target_dir().join("rfb-sessions");
+    std::fs::create_dir_all(&keep).unwrap();
+    let mut frames = Vec::new();
+    for (name, enc) in [
+        ("zrle", rfb::ENC_ZRLE),
+        ("hextile", rfb::ENC_HEXTILE),
+        ("zlib", rfb::ENC_ZLIB),
+    ] {
+        let (_, t) = admin
+            .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+            .await;
+        let (mut ws, _) = connect(&daemon, t["url"].as_str().unwrap())
+            .await
+            .expect("a session");
+        let mut client = rfb::Client::with_encodings(&[enc, rfb::ENC_DESKTOP_SIZE]);
+        let (mut recorded, mut done) = (Vec::new(), false);
+        while !done {
+            let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+                .await
+                .expect("a frame in time");
+            let Some(Ok(Message::Binary(data))) = msg else {
+                panic!("relay closed: {msg:?}")
+            };
+            recorded.extend_from_slice(&data);
+            for ev in client
+                .receive(&data)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+            {
+                done |= ev == rfb::Event::UpdateDone;
+            }
+            let out = client.take_output();
+            if !out.is_empty() {
+                ws.send(Message::Binary(out.into())).await.unwrap();
+            }
+        }
+        eprintln!("{name}: the first frame took {} bytes", recorded.len());
+        std::fs::write(keep.join(format!("qemu-{name}.bin")), &recorded).unwrap();
+        frames.push((name, client.framebuffer().to_vec()));
+    }
+    for (name, fb) in &frames[1..] {
+        let differ = fb
+            .chunks_exact(4)
+            .zip(frames[0].1.chunks_exact(4))
+            .filter(|(a, b)| a != b)
+            .count();
+        // The text cursor blinks between sessions: a few pixels may differ, no more.
+        assert!(differ < 200, "{name} and zrle differ in {differ} pixels");
+    }
 }
