@@ -235,4 +235,111 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
         // The text cursor blinks between sessions: a few pixels may differ, no more.
         assert!(differ < 200, "{name} and zrle differ in {differ} pixels");
     }
+
+    // noVNC itself (npm @novnc/novnc, installed by scripts/setup) in headless Chromium, given
+    // the relay's URL unchanged: the relay speaks what websockify speaks.
+    let novnc = nuage_e2e::target_dir().join("tools/node_modules/@novnc/novnc");
+    assert!(
+        novnc.join("core/rfb.js").exists(),
+        "noVNC is missing: run scripts/setup"
+    );
+    let site = nuage_e2e::Scratch::new("nuage-novnc-");
+    for d in ["core", "vendor"] {
+        std::os::unix::fs::symlink(novnc.join(d), site.path().join(d)).unwrap();
+    }
+    std::fs::write(
+        site.path().join("index.html"),
+        r#"<!doctype html><html><body><div id="screen" style="width:800px;height:500px"></div>
+<script type="module">
+import RFB from './core/rfb.js';
+window.novnc = 'connecting';
+const rfb = new RFB(document.getElementById('screen'), new URLSearchParams(location.search).get('url'),
+                    { wsProtocols: ['binary'] });
+rfb.addEventListener('connect', () => { window.novnc = 'connected'; });
+rfb.addEventListener('disconnect', e => { window.novnc = 'disconnected: ' + e.detail.clean; });
+</script></body></html>"#,
+    )
+    .unwrap();
+    let port = nuage_e2e::free_port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(site.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3's http.server");
+    let (_, t) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    let ws_url = daemon
+        .url(t["url"].as_str().unwrap())
+        .replacen("http", "ws", 1);
+    let browser = nuage_e2e::Browser::start().await;
+    let page = format!(
+        "http://127.0.0.1:{port}/index.html?url={}",
+        js_encode(&ws_url)
+    );
+    let start = std::time::Instant::now();
+    loop {
+        if browser.client.goto(&page).await.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the page server never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lit_js = "const c = document.querySelector('#screen canvas'); if (!c || window.novnc !== 'connected') return -1; \
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
+        for (let i = 0; i < d.length; i += 4) { if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; } return n;";
+    let drawing = std::time::Instant::now();
+    let lit = loop {
+        let n = browser
+            .client
+            .execute(lit_js, vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_i64())
+            .unwrap_or(-1);
+        if n > 500 {
+            break n;
+        }
+        if drawing.elapsed() > Duration::from_secs(30) {
+            let state = browser
+                .client
+                .execute("return String(window.novnc)", vec![])
+                .await;
+            let _ = server.kill();
+            panic!("noVNC drew no screen through the relay (state {state:?}, {n} lit pixels)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "noVNC drew the guest's screen through the relay: {lit} lit pixels in {:.2?}",
+        drawing.elapsed()
+    );
+    browser.screenshot("novnc-through-the-relay").await;
+    browser.close().await;
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Percent-encodes a query value.
+fn js_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
