@@ -90,19 +90,36 @@ pub async fn console_ws(
         .into_response())
 }
 
-/// Copies bytes both ways until either side closes or nothing moves for [`IDLE`]. One direction
-/// waits while the other is blocked, so a slow browser slows the guest's updates instead of
-/// filling memory.
 async fn relay(_app: Arc<App>, ws: WebSocket, vnc: tokio::net::UnixStream, _slot: SessionGuard) {
+    pump(ws, vnc).await;
+    tracing::info!("console session closed");
+}
+
+/// The most one read (so one WebSocket frame) carries.
+const RELAY_CHUNK: usize = 256 * 1024;
+
+/// Copies bytes both ways between a WebSocket (binary frames) and a byte stream until either
+/// side closes or nothing moves for [`IDLE`]. One direction waits while the other is blocked, so
+/// a slow browser slows the guest's updates instead of filling memory. Public for the relay
+/// benchmark, which pumps the same way to a plain TCP source.
+pub async fn pump<S>(ws: WebSocket, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut ws_tx, mut ws_rx) = ws.split();
-    let (mut vnc_rx, mut vnc_tx) = vnc.into_split();
-    let mut buf = vec![0u8; 64 * 1024];
+    let (mut vnc_rx, mut vnc_tx) = tokio::io::split(stream);
+    // Read into a shared buffer and hand its filled part to the WebSocket without a copy.
+    let mut buf = bytes::BytesMut::with_capacity(RELAY_CHUNK);
     loop {
+        if buf.capacity() < RELAY_CHUNK / 4 {
+            buf.reserve(RELAY_CHUNK);
+        }
         tokio::select! {
-            read = vnc_rx.read(&mut buf) => match read {
+            read = vnc_rx.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if ws_tx.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                Ok(_) => {
+                    let frame = buf.split().freeze();
+                    if ws_tx.send(Message::Binary(frame)).await.is_err() {
                         break;
                     }
                 }
@@ -131,5 +148,5 @@ async fn relay(_app: Arc<App>, ws: WebSocket, vnc: tokio::net::UnixStream, _slot
             }
         }
     }
-    tracing::info!("console session closed");
+    let _ = ws_tx.close().await;
 }

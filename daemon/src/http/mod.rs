@@ -6,6 +6,7 @@
 mod audit;
 mod backups;
 mod console;
+pub use console::pump;
 pub mod error;
 mod events;
 pub mod extract;
