@@ -309,6 +309,23 @@ fn disk_image(dir: &Path, mixed: bool) -> PathBuf {
     image
 }
 
+/// How long `qemu-img convert` (`-c`: compressed) of `from` into a new qcow2 `to` takes. The
+/// copy is removed unless compressed (its size is wanted then).
+fn timed_convert(from: &Path, to: &Path, compressed: bool) -> Duration {
+    let t = Instant::now();
+    let mut args = vec!["qemu-img", "convert", "-O", "qcow2"];
+    if compressed {
+        args.push("-c");
+    }
+    args.extend([from.to_str().unwrap(), to.to_str().unwrap()]);
+    run(&args);
+    let took = t.elapsed();
+    if !compressed {
+        std::fs::remove_file(to).unwrap();
+    }
+    took
+}
+
 /// [`serve`] on `uri` with `image` (in `work`) imported as "big": the app, its URL, its folder,
 /// a client, the admin's token and the image's id.
 async fn serve_with_image(
@@ -350,18 +367,11 @@ async fn bench_create(uri: &str) {
     }
     let mut full = Vec::new();
     for i in 0..3 {
-        let dest = dir.path().join(format!("full-{i}.qcow2"));
-        let t = Instant::now();
-        run(&[
-            "qemu-img",
-            "convert",
-            "-O",
-            "qcow2",
-            image.to_str().unwrap(),
-            dest.to_str().unwrap(),
-        ]);
-        full.push(t.elapsed());
-        std::fs::remove_file(dest).unwrap();
+        full.push(timed_convert(
+            &image,
+            &dir.path().join(format!("full-{i}.qcow2")),
+            false,
+        ));
     }
     println!("| image | create to `running` with a linked clone (nuaged, whole API call) | full copy of the disk alone (`qemu-img convert`) |");
     println!("|---|---|---|");
@@ -454,32 +464,15 @@ async fn bench_backup(uri: &str) {
         .await;
         restore.push(wait_job(&http, &url, &token, &job, t).await);
         // The practical limit: qemu-img copying the same disk (backing chain flattened).
-        let dest = dir.path().join(format!("convert-{i}.qcow2"));
-        let t = Instant::now();
-        run(&[
-            "qemu-img",
-            "convert",
-            "-O",
-            "qcow2",
-            disk.to_str().unwrap(),
-            dest.to_str().unwrap(),
-        ]);
-        convert.push(t.elapsed());
-        std::fs::remove_file(dest).unwrap();
+        convert.push(timed_convert(
+            &disk,
+            &dir.path().join(format!("convert-{i}.qcow2")),
+            false,
+        ));
     }
     // For context: qemu-img's own compressed copy (zlib, one thread), once.
     let dest = dir.path().join("convert-c.qcow2");
-    let t = Instant::now();
-    run(&[
-        "qemu-img",
-        "convert",
-        "-c",
-        "-O",
-        "qcow2",
-        disk.to_str().unwrap(),
-        dest.to_str().unwrap(),
-    ]);
-    let compressed = t.elapsed();
+    let compressed = timed_convert(&disk, &dest, true);
     let compressed_size = std::fs::metadata(&dest).unwrap().len();
     std::fs::remove_file(dest).unwrap();
     // While the server runs (libvirt's backup job on qemu:///system; the guest has no OS here, the

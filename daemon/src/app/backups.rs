@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use nuage_shared::{
     limits, validate_hostname, validate_vm_name, Backup, BackupSchedule, CreateSnapshot, Job,
-    JobKind, LimitOverrides, Quota, ResourceLimits, RestoreBackup, Snapshot, Vm, VmState,
+    JobKind, LimitOverrides, Quota, RestoreBackup, Snapshot, Vm, VmState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -620,24 +620,9 @@ impl App {
                 None => Ok(None),
             })
             .await?;
-        let vm = Vm {
-            id: uuid::Uuid::new_v4().to_string(),
-            name,
-            owner_id: owner_id.to_owned(),
-            host_id: self.daemon_id.clone(),
-            state: VmState::Creating,
-            vcpus: desc.vcpus,
-            memory_mib: desc.memory_mib,
-            disk_gib: desc.disk_gib,
-            image_id: image_id.unwrap_or_default(),
-            hostname: desc.hostname.clone(),
-            created_at: db::now_rfc3339(),
-            ip_addresses: Vec::new(),
-            pending: None,
-            mac_address: None,
-            limits: ResourceLimits::default(),
-            limit_overrides: LimitOverrides::default(),
-        };
+        let size = (desc.vcpus, desc.memory_mib, desc.disk_gib);
+        let hostname = desc.hostname.clone();
+        let vm = self.new_vm(owner_id, name, hostname, size, image_id.unwrap_or_default());
         let vm = self.reserve(vm).await?;
         let seed = SeedInput {
             instance_id,

@@ -349,24 +349,13 @@ impl App {
             )));
         }
 
-        let vm = Vm {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: req.name.clone(),
-            owner_id: actor.user_id.clone(),
-            host_id: self.daemon_id.clone(),
-            state: VmState::Creating,
-            vcpus: req.vcpus,
-            memory_mib: req.memory_mib,
-            disk_gib: req.disk_gib,
-            image_id: image.image.id.clone(),
+        let vm = self.new_vm(
+            &actor.user_id,
+            req.name.clone(),
             hostname,
-            created_at: db::now_rfc3339(),
-            ip_addresses: Vec::new(),
-            pending: None,
-            mac_address: None,
-            limits: ResourceLimits::default(),
-            limit_overrides: LimitOverrides::default(),
-        };
+            (req.vcpus, req.memory_mib, req.disk_gib),
+            image.image.id.clone(),
+        );
         let vm = self.reserve(vm).await?;
         let disk = DiskSource::Clone {
             image: PathBuf::from(&image.path),
@@ -379,6 +368,36 @@ impl App {
         };
         self.provision(vm, disk, seed, req.start.unwrap_or(true))
             .await
+    }
+
+    /// A new server's record on this host, `creating`, before its reservation. `size` is
+    /// (vCPUs, memory MiB, disk GiB); `image_id` may be empty (a disk from an archive).
+    pub(super) fn new_vm(
+        &self,
+        owner_id: &str,
+        name: String,
+        hostname: String,
+        size: (u32, u64, u64),
+        image_id: String,
+    ) -> Vm {
+        Vm {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            owner_id: owner_id.to_owned(),
+            host_id: self.daemon_id.clone(),
+            state: VmState::Creating,
+            vcpus: size.0,
+            memory_mib: size.1,
+            disk_gib: size.2,
+            image_id,
+            hostname,
+            created_at: db::now_rfc3339(),
+            ip_addresses: Vec::new(),
+            pending: None,
+            mac_address: None,
+            limits: ResourceLimits::default(),
+            limit_overrides: LimitOverrides::default(),
+        }
     }
 
     /// Checks the owner's quota and the host's capacity for a new server and reserves them, with
