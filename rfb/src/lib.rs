@@ -12,7 +12,8 @@
 //!
 //! Supported now: RFB 3.3, 3.7 and 3.8 handshakes with security None or VNC authentication;
 //! encodings ZRLE,
-//! Hextile, Zlib, CopyRect and Raw (preferred in that order); pseudo-encodings DesktopSize,
+//! Hextile, Zlib, CopyRect and Raw (preferred in that order); pseudo-encodings
+//! ExtendedDesktopSize, DesktopSize,
 //! LastRect, QEMU extended key events and LED state; Bell and ServerCutText.
 
 use std::fmt;
@@ -21,12 +22,13 @@ pub(crate) mod decode;
 pub mod keys;
 
 /// Encodings and pseudo-encodings this client asks for, most preferred first.
-pub const ENCODINGS: [i32; 9] = [
+pub const ENCODINGS: [i32; 10] = [
     ENC_ZRLE,
     ENC_HEXTILE,
     ENC_ZLIB,
     ENC_COPY_RECT,
     ENC_RAW,
+    ENC_EXTENDED_DESKTOP_SIZE,
     ENC_DESKTOP_SIZE,
     ENC_LAST_RECT,
     ENC_QEMU_EXTENDED_KEY,
@@ -39,6 +41,8 @@ pub const ENC_ZLIB: i32 = 6;
 pub const ENC_ZRLE: i32 = 16;
 pub const ENC_LAST_RECT: i32 = -224;
 pub const ENC_DESKTOP_SIZE: i32 = -223;
+/// The desktop's size with its screens (a u8 count, 3 bytes of padding, 16 bytes a screen).
+pub const ENC_EXTENDED_DESKTOP_SIZE: i32 = -308;
 /// QEMU's extended key events: keys travel as scancodes, so the guest's own keymap decides what
 /// they mean and every keyboard layout works.
 pub const ENC_QEMU_EXTENDED_KEY: i32 = -258;
@@ -608,6 +612,23 @@ impl Client {
                     num_lock: leds & 2 != 0,
                     caps_lock: leds & 4 != 0,
                 });
+            }
+            ENC_EXTENDED_DESKTOP_SIZE => {
+                let Some(head) = r.take(4) else {
+                    return Ok(None);
+                };
+                let Some(_screens) = r.take(head[0] as usize * 16) else {
+                    return Ok(None);
+                };
+                // y != 0 answers a size the client asked for; only a change (x = 0 or 1 with
+                // status 0) resizes the framebuffer.
+                if y == 0 && (w, h) != (self.width, self.height) {
+                    self.resize(w, h)?;
+                    events.push(Event::Resized {
+                        width: w,
+                        height: h,
+                    });
+                }
             }
             ENC_DESKTOP_SIZE => {
                 self.resize(w, h)?;

@@ -728,3 +728,45 @@ fn vnc_authentication_answers_the_challenge_with_des() {
         assert!(matches!(err, Error::Security(_)), "{version}: {err}");
     }
 }
+
+#[test]
+fn extended_desktop_size_resizes_with_its_screens() {
+    let mut c = connected(4, 2);
+    // One screen: id, x, y, width, height, flags.
+    let mut body = vec![1, 0, 0, 0];
+    body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0, 6, 0, 0, 0, 0]);
+    let ev = c
+        .receive(&update(&[(
+            0,
+            0,
+            8,
+            6,
+            ENC_EXTENDED_DESKTOP_SIZE,
+            body.clone(),
+        )]))
+        .unwrap();
+    assert!(
+        ev.contains(&Event::Resized {
+            width: 8,
+            height: 6
+        }),
+        "{ev:?}"
+    );
+    assert_eq!((c.width(), c.height()), (8, 6));
+    // An error status (y != 0) to a request changes nothing.
+    c.receive(&update(&[(1, 3, 16, 16, ENC_EXTENDED_DESKTOP_SIZE, body)]))
+        .unwrap();
+    assert_eq!((c.width(), c.height()), (8, 6));
+    // Too large, or cut, is an error or a wait, never a panic.
+    let huge = vec![0, 0, 0, 0];
+    assert!(c
+        .receive(&update(&[(
+            0,
+            0,
+            9000,
+            9000,
+            ENC_EXTENDED_DESKTOP_SIZE,
+            huge
+        )]))
+        .is_err());
+}
