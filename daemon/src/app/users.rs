@@ -211,6 +211,13 @@ impl App {
                         target.username
                     ))));
                 }
+                let backups = crate::db::backups::backups(&tx, Some(&target_id), None)?.len();
+                if backups > 0 {
+                    return Ok(Err(AppError::Conflict(format!(
+                        "{} still has {backups} backup(s); delete them first.",
+                        target.username
+                    ))));
+                }
                 users::delete_user(&tx, &target_id)?;
                 tx.commit()?;
                 Ok(Ok(()))

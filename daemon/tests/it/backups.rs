@@ -575,3 +575,38 @@ async fn a_cancelled_backup_ends_cancelled_and_leaves_nothing() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_user_with_backups_is_not_deleted_until_they_are() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, alice_id) = t.user_with_quota(&admin, "alice", quota(20, 2)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let (_, b) = backup(&t, &alice, &vm).await;
+    let r = t
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/vms/{vm}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    // The backup outlives the server, and keeps its owner.
+    let user = format!("/api/v1/users/{alice_id}");
+    let r = t.send(Method::DELETE, &user, Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("backup"), "{}", r.text);
+    let r = t
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/backups/{}", b["id"].as_str().unwrap()),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = t.send(Method::DELETE, &user, Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
