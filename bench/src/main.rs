@@ -99,17 +99,21 @@ async fn login(http: &reqwest::Client, url: &str) -> String {
     r["token"].as_str().unwrap().to_owned()
 }
 
-/// The signed-in user's id.
-async fn my_id(http: &reqwest::Client, url: &str, token: &str) -> String {
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
+/// `GET {url}{path}` with the bearer `token`, as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, path: &str, token: &str) -> Value {
+    http.get(format!("{url}{path}"))
         .bearer_auth(token)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The signed-in user's id.
+async fn my_id(http: &reqwest::Client, url: &str, token: &str) -> String {
+    let me = get_json(http, url, "/api/v1/me", token).await;
     me["user"]["id"].as_str().unwrap().to_owned()
 }
 
@@ -395,15 +399,7 @@ async fn wait_job(
 ) -> Duration {
     let id = job["id"].as_str().unwrap_or_else(|| panic!("a job: {job}"));
     loop {
-        let j: Value = http
-            .get(format!("{url}/api/v1/jobs/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let j = get_json(http, url, &format!("/api/v1/jobs/{id}"), token).await;
         if j["state"] != "running" {
             assert_eq!(j["state"], "succeeded", "{j}");
             return since.elapsed();
@@ -442,18 +438,8 @@ async fn bench_backup(uri: &str) {
         let t = Instant::now();
         let job = post(format!("{url}/api/v1/vms/{id}/backups"), json!({})).await;
         stopped.push(wait_job(&http, &url, &token, &job, t).await);
-        let b: Value = http
-            .get(format!(
-                "{url}/api/v1/backups/{}",
-                job["backup_id"].as_str().unwrap()
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/api/v1/backups/{}", job["backup_id"].as_str().unwrap());
+        let b = get_json(&http, &url, &path, &token).await;
         sizes.push(b["size_bytes"].as_u64().unwrap());
         // Restore in place (the server is stopped).
         let t = Instant::now();

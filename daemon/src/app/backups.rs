@@ -85,6 +85,11 @@ fn mkdir(dir: &Path) -> Result<(), AppError> {
         .map_err(|e| AppError::internal("cannot create a work folder", e))
 }
 
+/// Where backup `id`'s archive lives under the data dir.
+pub(super) fn backup_file(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir.join("backups").join(format!("{id}.tar"))
+}
+
 /// The next time `HH:MM` (UTC) comes after `now`.
 pub fn next_run(time: &str, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
     let (h, m) = time.split_once(':')?;
@@ -101,12 +106,12 @@ pub fn next_run(time: &str, now: time::OffsetDateTime) -> Option<time::OffsetDat
 }
 
 impl App {
-    pub(super) fn backup_store(&self) -> PathBuf {
+    fn backup_store(&self) -> PathBuf {
         self.settings.data_dir.join("backups")
     }
 
     fn backup_file(&self, id: &str) -> PathBuf {
-        self.backup_store().join(format!("{id}.tar"))
+        backup_file(&self.settings.data_dir, id)
     }
 
     /// A server in a settled state whose disk may be worked on (no job holds it).

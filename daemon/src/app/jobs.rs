@@ -264,7 +264,7 @@ pub(super) fn recover(
     })?;
     let _ = std::fs::remove_dir_all(data_dir.join("work"));
     for id in &partial {
-        let _ = std::fs::remove_file(data_dir.join("backups").join(format!("{id}.tar")));
+        let _ = std::fs::remove_file(super::backups::backup_file(data_dir, id));
     }
     for j in &failed {
         tracing::warn!(job = %j.id, kind = ?j.kind, "a job was interrupted by a restart; marked failed");

@@ -78,6 +78,11 @@ pub fn scribble(disk: &std::path::Path, pattern: u8, offset_mib: u64) {
     );
 }
 
+/// True when the folder is missing or empty.
+fn nothing_in(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
+
 fn disk_of(t: &TestApp, vm: &str) -> std::path::PathBuf {
     t.data_dir.join("vms").join(vm).join("disk.qcow2")
 }
@@ -314,7 +319,7 @@ async fn a_backup_counts_against_the_disk_quota_and_restores_in_place_and_as_new
     );
     // Nothing is left in the work area.
     let work = t.data_dir.join("work");
-    assert!(!work.exists() || std::fs::read_dir(&work).unwrap().next().is_none());
+    assert!(nothing_in(&work));
 }
 
 async fn export(t: &TestApp, token: &str, vm: &str) -> Vec<u8> {
@@ -378,10 +383,7 @@ async fn a_server_moves_between_two_hosts_and_bad_archives_leave_nothing() {
         );
         assert_eq!(count(&b), before, "{what} left a server folder");
         let work = b.data_dir.join("work");
-        assert!(
-            !work.exists() || std::fs::read_dir(&work).unwrap().next().is_none(),
-            "{what} left work files"
-        );
+        assert!(nothing_in(&work), "{what} left work files");
     }
     assert_eq!(
         b.get("/api/v1/vms?all=true", Some(&admin_b)).await.body,
@@ -566,9 +568,9 @@ async fn a_cancelled_backup_ends_cancelled_and_leaves_nothing() {
         me.text
     );
     let work = t.data_dir.join("work");
-    assert!(!work.exists() || std::fs::read_dir(&work).unwrap().next().is_none());
+    assert!(nothing_in(&work));
     let store = t.data_dir.join("backups");
-    assert!(!store.exists() || std::fs::read_dir(&store).unwrap().next().is_none());
+    assert!(nothing_in(&store));
     // And the server is free again.
     let r = t
         .post(&format!("/api/v1/vms/{vm}/start"), Some(&alice), "")
