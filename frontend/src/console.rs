@@ -9,7 +9,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rfb::keys::{keysym_for_key, xt_scancode_for_code, CTRL_ALT_DEL, CTRL_ALT_DEL_SCANCODES};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen::{Clamped, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     CanvasRenderingContext2d, CloseEvent, HtmlCanvasElement, ImageData, MessageEvent, WebSocket,
 };
@@ -23,6 +24,8 @@ struct Live {
     ws: WebSocket,
     canvas: HtmlCanvasElement,
     ctx: CanvasRenderingContext2d,
+    /// What the update being received has changed so far (drawn when it is complete).
+    dirty: rfb::Dirty,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
@@ -36,22 +39,37 @@ impl Live {
         }
     }
 
-    /// Copies one rectangle of the framebuffer to the canvas.
+    /// Copies one rectangle of the framebuffer to the canvas: the ImageData is a view of the
+    /// whole framebuffer in wasm memory (no copy here), and the canvas takes the dirty part.
     fn draw(&self, x: u16, y: u16, w: u16, h: u16) {
-        if w == 0 || h == 0 {
-            return;
-        }
-        let (fb, stride) = (self.client.framebuffer(), self.client.width() as usize * 4);
-        let mut rect = Vec::with_capacity(w as usize * h as usize * 4);
-        for row in y as usize..(y + h) as usize {
-            let start = row * stride + x as usize * 4;
-            rect.extend_from_slice(&fb[start..start + w as usize * 4]);
-        }
-        if let Ok(img) =
-            ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rect), w.into(), h.into())
-        {
-            let _ = self.ctx.put_image_data(&img, x.into(), y.into());
-        }
+        draw_dirty(&self.client, &self.ctx, (x, y, w, h));
+    }
+}
+
+/// Puts the `(x, y, w, h)` part of the client's framebuffer on the canvas.
+fn draw_dirty(
+    client: &rfb::Client,
+    ctx: &CanvasRenderingContext2d,
+    (x, y, w, h): (u16, u16, u16, u16),
+) {
+    if w == 0 || h == 0 || client.width() == 0 || client.height() == 0 {
+        return;
+    }
+    let img = ImageData::new_with_u8_clamped_array_and_sh(
+        Clamped(client.framebuffer()),
+        client.width().into(),
+        client.height().into(),
+    );
+    if let Ok(img) = img {
+        let _ = ctx.put_image_data_with_dirty_x_and_dirty_y_and_dirty_width_and_dirty_height(
+            &img,
+            0.0,
+            0.0,
+            x.into(),
+            y.into(),
+            w.into(),
+            h.into(),
+        );
     }
 }
 
@@ -77,6 +95,145 @@ fn rfb_buttons(dom: u16) -> u8 {
     ((dom & 1) | ((dom & 4) >> 1) | ((dom & 2) << 1)) as u8
 }
 
+/// The signals the connection's events update.
+#[derive(Clone, Copy)]
+struct Ui {
+    status: RwSignal<String>,
+    /// Keys go as scancodes.
+    scancodes: RwSignal<bool>,
+    /// The guest's Caps Lock LED.
+    caps: RwSignal<bool>,
+}
+
+impl Live {
+    /// Acts on what the client made of the server's bytes: draws, updates the status, hands JPEG
+    /// to the browser's decoder, and sends what the client queued; on an error, closes.
+    fn apply(&mut self, result: Result<Vec<rfb::Event>, rfb::Error>, slot: &Slot, ui: Ui) {
+        let events = match result {
+            Ok(events) => events,
+            Err(e) => {
+                ui.status.set(format!("closed: {e}"));
+                let _ = self.ws.close();
+                return;
+            }
+        };
+        for ev in events {
+            match ev {
+                rfb::Event::Connected { width, height, .. }
+                | rfb::Event::Resized { width, height } => {
+                    self.canvas.set_width(width.into());
+                    self.canvas.set_height(height.into());
+                    self.draw(0, 0, width, height);
+                    ui.status.set(format!("connected ({width}×{height})"));
+                }
+                rfb::Event::Damage {
+                    x,
+                    y,
+                    width,
+                    height,
+                } => self.dirty.add(x, y, width, height),
+                rfb::Event::UpdateDone => {
+                    if let Some((x, y, w, h)) = self.dirty.take() {
+                        self.draw(x, y, w, h);
+                    }
+                }
+                rfb::Event::Jpeg {
+                    width,
+                    height,
+                    data,
+                    ..
+                } => {
+                    let (slot, ws) = (slot.clone(), self.ws.clone());
+                    spawn_local(async move {
+                        let pixels = browser_jpeg(width, height, &data).await;
+                        let mut guard = slot.0.borrow_mut();
+                        // The connection may have been replaced meanwhile: then drop it.
+                        let Some(live) = guard.as_mut().filter(|l| l.ws == ws) else {
+                            return;
+                        };
+                        let result = match pixels {
+                            Ok(px) => live.client.jpeg_decoded(&px),
+                            Err(e) => Err(rfb::Error::Protocol(format!(
+                                "the browser cannot decode a JPEG rectangle ({e:?})"
+                            ))),
+                        };
+                        live.apply(result, &slot, ui);
+                    });
+                }
+                rfb::Event::Cursor {
+                    hotspot_x,
+                    hotspot_y,
+                    width,
+                    height,
+                    rgba,
+                } => {
+                    let css = cursor_css(width, height, &rgba)
+                        .map(|url| format!("url({url}) {hotspot_x} {hotspot_y}, default"))
+                        .unwrap_or_else(|| "none".into());
+                    let _ = web_sys::HtmlElement::style(&self.canvas).set_property("cursor", &css);
+                }
+                rfb::Event::ExtendedKeys => ui.scancodes.set(true),
+                rfb::Event::Leds { caps_lock, .. } => ui.caps.set(caps_lock),
+                _ => {}
+            }
+        }
+        self.flush();
+    }
+}
+
+/// A scratch canvas of this size and its 2-D context.
+fn scratch(w: u16, h: u16) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
+    let doc = web_sys::window()?.document()?;
+    let canvas: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
+    canvas.set_width(w.into());
+    canvas.set_height(h.into());
+    let ctx = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+    Some((canvas, ctx))
+}
+
+/// Decodes a JPEG with the browser's own decoder; its RGBA pixels, which must be `w`×`h`.
+async fn browser_jpeg(w: u16, h: u16, data: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let window = web_sys::window().ok_or("no window")?;
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(data));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts)?;
+    let bitmap: web_sys::ImageBitmap = JsFuture::from(window.create_image_bitmap_with_blob(&blob)?)
+        .await?
+        .dyn_into()?;
+    if (bitmap.width(), bitmap.height()) != (w.into(), h.into()) {
+        return Err("an image of another size than its rectangle".into());
+    }
+    let (_, ctx) = scratch(w, h).ok_or("no canvas")?;
+    ctx.draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)?;
+    Ok(ctx.get_image_data(0.0, 0.0, w.into(), h.into())?.data().0)
+}
+
+/// The pointer's image as a `data:` URL for CSS, or `None` for a hidden (0x0) pointer.
+fn cursor_css(w: u16, h: u16, rgba: &[u8]) -> Option<String> {
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let (canvas, ctx) = scratch(w, h)?;
+    let img =
+        ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w.into(), h.into()).ok()?;
+    ctx.put_image_data(&img, 0.0, 0.0).ok()?;
+    canvas.to_data_url().ok()
+}
+
+/// The RFB button mask for one wheel step: 8 up, 16 down, 32 left, 64 right; 0 for none.
+fn wheel_button(dx: f64, dy: f64) -> u8 {
+    if dy < 0.0 {
+        8
+    } else if dy > 0.0 {
+        16
+    } else if dx < 0.0 {
+        32
+    } else if dx > 0.0 {
+        64
+    } else {
+        0
+    }
+}
+
 #[component]
 pub fn ConsoleView(vm_id: String) -> impl IntoView {
     let auth = use_auth();
@@ -87,6 +244,11 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
     let (scancodes, caps) = (RwSignal::new(false), RwSignal::new(false));
     let slot = Slot::default();
     StoredValue::new_local(Handle(slot.clone()));
+    let ui = Ui {
+        status,
+        scancodes,
+        caps,
+    };
 
     let connect = {
         let slot = slot.clone();
@@ -125,6 +287,9 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                 let Ok(ws) = WebSocket::new_with_str(&url, "binary") else {
                     return status.set("closed: cannot open the WebSocket".into());
                 };
+                let mut client = rfb::Client::new();
+                // The browser decodes Tight's JPEG rectangles (native code; less wasm to load).
+                client.hand_off_jpeg();
                 ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
                 let on_message = {
                     let slot = slot.clone();
@@ -135,35 +300,8 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                         let bytes = js_sys::Uint8Array::new(&buf).to_vec();
                         let mut guard = slot.0.borrow_mut();
                         let Some(live) = guard.as_mut() else { return };
-                        match live.client.receive(&bytes) {
-                            Ok(events) => {
-                                for ev in events {
-                                    match ev {
-                                        rfb::Event::Connected { width, height, .. }
-                                        | rfb::Event::Resized { width, height } => {
-                                            live.canvas.set_width(width.into());
-                                            live.canvas.set_height(height.into());
-                                            live.draw(0, 0, width, height);
-                                            status.set(format!("connected ({width}×{height})"));
-                                        }
-                                        rfb::Event::Damage {
-                                            x,
-                                            y,
-                                            width,
-                                            height,
-                                        } => live.draw(x, y, width, height),
-                                        rfb::Event::ExtendedKeys => scancodes.set(true),
-                                        rfb::Event::Leds { caps_lock, .. } => caps.set(caps_lock),
-                                        _ => {}
-                                    }
-                                }
-                                live.flush();
-                            }
-                            Err(e) => {
-                                status.set(format!("closed: {e}"));
-                                let _ = live.ws.close();
-                            }
-                        }
+                        let result = live.client.receive(&bytes);
+                        live.apply(result, &slot, ui);
                     })
                 };
                 let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
@@ -181,10 +319,11 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                 ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
                 ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
                 if let Some(old) = slot.0.borrow_mut().replace(Live {
-                    client: rfb::Client::new(),
+                    client,
                     ws,
                     canvas,
                     ctx,
+                    dirty: rfb::Dirty::default(),
                     _on_message: on_message,
                     _on_close: on_close,
                 }) {
@@ -230,6 +369,30 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
             let x = (ev.offset_x().max(0) as f64 * canvas.width() as f64 / cw) as u16;
             let y = (ev.offset_y().max(0) as f64 * canvas.height() as f64 / ch) as u16;
             with_live(&mut |l| l.client.pointer(x, y, rfb_buttons(ev.buttons())));
+        }
+    };
+    // The wheel: RFB buttons 4/5 (up/down) and 6/7 (left/right), pressed and released.
+    let wheel = {
+        let with_live = with_live.clone();
+        move |ev: web_sys::WheelEvent| {
+            let Some(canvas) = canvas_ref.get_untracked() else {
+                return;
+            };
+            ev.prevent_default();
+            let (cw, ch) = (
+                canvas.client_width().max(1) as f64,
+                canvas.client_height().max(1) as f64,
+            );
+            let x = (ev.offset_x().max(0) as f64 * canvas.width() as f64 / cw) as u16;
+            let y = (ev.offset_y().max(0) as f64 * canvas.height() as f64 / ch) as u16;
+            let held = rfb_buttons(ev.buttons());
+            let step = wheel_button(ev.delta_x(), ev.delta_y());
+            with_live(&mut |l| {
+                if step != 0 {
+                    l.client.pointer(x, y, held | step);
+                    l.client.pointer(x, y, held);
+                }
+            });
         }
     };
     let ctrl_alt_del = {
@@ -291,6 +454,7 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
                 on:mousemove=p1
                 on:mousedown=p2
                 on:mouseup=p3
+                on:wheel=wheel
                 on:contextmenu=|ev| ev.prevent_default()></canvas>
             <p class="muted" id="console-keys">
                 {move || if scancodes.get() {
@@ -316,5 +480,15 @@ mod tests {
         assert_eq!(rfb_buttons(2), 4, "right");
         assert_eq!(rfb_buttons(4), 2, "middle");
         assert_eq!(rfb_buttons(7), 7);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn wheel_steps_map_to_rfb_buttons_4_to_7() {
+        assert_eq!(wheel_button(0.0, -3.0), 8, "up");
+        assert_eq!(wheel_button(0.0, 100.0), 16, "down");
+        assert_eq!(wheel_button(-1.0, 0.0), 32, "left");
+        assert_eq!(wheel_button(5.0, 0.0), 64, "right");
+        assert_eq!(wheel_button(0.0, 0.0), 0);
     }
 }

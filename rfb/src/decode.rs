@@ -99,16 +99,40 @@ pub struct Canvas<'a> {
 }
 
 impl Canvas<'_> {
-    fn put(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+    pub(crate) fn put(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
         let i = (y * self.width + x) * 4;
         self.pixels[i..i + 3].copy_from_slice(&rgb);
         self.pixels[i + 3] = 255;
     }
 
-    fn fill(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3]) {
+    /// `w` pixels of row `y` from column `x`, RGBA.
+    pub(crate) fn row(&mut self, x: usize, y: usize, w: usize) -> &mut [u8] {
+        let i = (y * self.width + x) * 4;
+        &mut self.pixels[i..i + w * 4]
+    }
+
+    pub(crate) fn fill(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3]) {
+        let px = [rgb[0], rgb[1], rgb[2], 255];
         for row in y..y + h {
-            for col in x..x + w {
-                self.put(col, row, rgb);
+            for d in self.row(x, row, w).chunks_exact_mut(4) {
+                d.copy_from_slice(&px);
+            }
+        }
+    }
+
+    /// Paints `h` rows of `w` packed 3-byte pixels (R, G, B) from `src`.
+    pub(crate) fn rgb_rows(&mut self, x: usize, y: usize, w: usize, src: &[u8]) {
+        if w == 0 {
+            return;
+        }
+        for (row, line) in src.chunks_exact(w * 3).enumerate() {
+            for (d, s) in self
+                .row(x, y + row, w)
+                .chunks_exact_mut(4)
+                .zip(line.chunks_exact(3))
+            {
+                d[..3].copy_from_slice(s);
+                d[3] = 255;
             }
         }
     }
@@ -130,14 +154,7 @@ pub fn zrle(
             let (ox, oy) = (x + tx, y + ty);
             let sub = b.u8()?;
             match sub {
-                0 => {
-                    for row in 0..th {
-                        for col in 0..tw {
-                            let p = b.cpixel()?;
-                            c.put(ox + col, oy + row, p);
-                        }
-                    }
-                }
+                0 => c.rgb_rows(ox, oy, tw, b.take(tw * th * 3)?),
                 1 => {
                     let p = b.cpixel()?;
                     c.fill(ox, oy, tw, th, p);

@@ -11,18 +11,20 @@
 //! one network round trip rather than two.
 //!
 //! Supported now: RFB 3.3, 3.7 and 3.8 handshakes with security None or VNC authentication;
-//! encodings ZRLE,
-//! Hextile, Zlib, CopyRect and Raw (preferred in that order); pseudo-encodings
-//! ExtendedDesktopSize, DesktopSize,
-//! LastRect, QEMU extended key events and LED state; Bell and ServerCutText.
+//! encodings Tight (with JPEG), ZRLE, Hextile, Zlib, CopyRect and Raw (preferred in that
+//! order); pseudo-encodings Cursor, ExtendedDesktopSize, DesktopSize, LastRect, QEMU extended
+//! key events and LED state, Tight's JPEG quality and compression level; Bell and
+//! ServerCutText.
 
 use std::fmt;
 
 pub(crate) mod decode;
 pub mod keys;
+mod tight;
 
 /// Encodings and pseudo-encodings this client asks for, most preferred first.
-pub const ENCODINGS: [i32; 10] = [
+pub const ENCODINGS: [i32; 14] = [
+    ENC_TIGHT,
     ENC_ZRLE,
     ENC_HEXTILE,
     ENC_ZLIB,
@@ -33,12 +35,22 @@ pub const ENCODINGS: [i32; 10] = [
     ENC_LAST_RECT,
     ENC_QEMU_EXTENDED_KEY,
     ENC_QEMU_LED_STATE,
+    ENC_CURSOR,
+    ENC_JPEG_QUALITY_0 + 6,
+    ENC_COMPRESS_LEVEL_0 + 2,
 ];
 pub const ENC_RAW: i32 = 0;
 pub const ENC_COPY_RECT: i32 = 1;
 pub const ENC_HEXTILE: i32 = 5;
 pub const ENC_ZLIB: i32 = 6;
+pub const ENC_TIGHT: i32 = 7;
 pub const ENC_ZRLE: i32 = 16;
+/// The server draws no pointer into the framebuffer and sends its image (RGB + mask) instead.
+pub const ENC_CURSOR: i32 = -239;
+/// Tight's JPEG quality, levels 0-9 from this value up (without one, Tight sends no JPEG).
+pub const ENC_JPEG_QUALITY_0: i32 = -32;
+/// Tight's zlib level, levels 0-9 from this value up.
+pub const ENC_COMPRESS_LEVEL_0: i32 = -256;
 pub const ENC_LAST_RECT: i32 = -224;
 pub const ENC_DESKTOP_SIZE: i32 = -223;
 /// The desktop's size with its screens (a u8 count, 3 bytes of padding, 16 bytes a screen).
@@ -68,6 +80,8 @@ pub fn vnc_auth_response(password: &[u8], challenge: &[u8]) -> [u8; 16] {
 
 /// The largest framebuffer accepted (a guard against absurd sizes in hostile input).
 pub const MAX_DIMENSION: u16 = 8192;
+/// The largest pointer image accepted (real ones are 16-64 pixels).
+pub const MAX_CURSOR: u16 = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -90,6 +104,35 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The bounding box of the damage since the last [`Dirty::take`]: a view draws it once per
+/// update ([`Event::UpdateDone`]) instead of once per rectangle (a full screen can come as
+/// hundreds of rectangles, and each canvas call costs more than its pixels).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dirty(Option<(u16, u16, u16, u16)>);
+
+impl Dirty {
+    pub fn add(&mut self, x: u16, y: u16, w: u16, h: u16) {
+        if w == 0 || h == 0 {
+            return;
+        }
+        let (x1, y1) = (x as u32 + w as u32, y as u32 + h as u32);
+        self.0 = Some(match self.0 {
+            None => (x, y, w, h),
+            Some((ox, oy, ow, oh)) => {
+                let (nx, ny) = (ox.min(x), oy.min(y));
+                let nx1 = (ox as u32 + ow as u32).max(x1);
+                let ny1 = (oy as u32 + oh as u32).max(y1);
+                (nx, ny, (nx1 - nx as u32) as u16, (ny1 - ny as u32) as u16)
+            }
+        });
+    }
+
+    /// The box (x, y, width, height), and a fresh start.
+    pub fn take(&mut self) -> Option<(u16, u16, u16, u16)> {
+        self.0.take()
+    }
+}
 
 /// What happened, for the view to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +161,24 @@ pub enum Event {
     ClipboardText(String),
     /// The server takes scancodes ([`Client::key_event`] sends them from now on).
     ExtendedKeys,
+    /// The pointer's new image, RGBA (transparent outside its mask), and its hotspot; drawn by
+    /// the view as the mouse cursor. A 0x0 image hides the pointer.
+    Cursor {
+        hotspot_x: u16,
+        hotspot_y: u16,
+        width: u16,
+        height: u16,
+        rgba: Vec<u8>,
+    },
+    /// A Tight JPEG rectangle for the caller to decode (after [`Client::hand_off_jpeg`]): hand
+    /// its pixels to [`Client::jpeg_decoded`]; until then the client parses nothing further.
+    Jpeg {
+        x: u16,
+        y: u16,
+        width: u16,
+        height: u16,
+        data: Vec<u8>,
+    },
     /// The guest's keyboard LEDs.
     Leds {
         scroll_lock: bool,
@@ -164,6 +225,11 @@ pub struct Client {
     /// The connection's zlib streams, one per encoding (they persist across rectangles).
     zlib: decode::Inflater,
     zrle: decode::Inflater,
+    tight: tight::Tight,
+    /// Decode Tight's JPEG here (else hand it to the caller).
+    decode_jpeg: bool,
+    /// A handed-off JPEG rectangle not yet decoded: parsing waits for it.
+    awaiting_jpeg: Option<(u16, u16, u16, u16)>,
 }
 
 impl Default for Client {
@@ -241,6 +307,9 @@ impl Client {
             password: None,
             zlib: Default::default(),
             zrle: Default::default(),
+            tight: Default::default(),
+            decode_jpeg: cfg!(feature = "jpeg"),
+            awaiting_jpeg: None,
         }
     }
 
@@ -271,6 +340,9 @@ impl Client {
         self.input.extend_from_slice(data);
         let mut events = Vec::new();
         loop {
+            if self.awaiting_jpeg.is_some() {
+                return Ok(events);
+            }
             let step = self.step(&mut events);
             match step {
                 Ok(Some(n)) => {
@@ -283,6 +355,40 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Tight's JPEG rectangles come out as [`Event::Jpeg`] for the caller to decode (the
+    /// browser's decoder is native code, and leaving ours out makes the wasm smaller). Always so
+    /// without the `jpeg` feature.
+    pub fn hand_off_jpeg(&mut self) {
+        self.decode_jpeg = false;
+    }
+
+    /// The RGBA pixels of the [`Event::Jpeg`] handed off; paints them and goes on parsing what
+    /// arrived meanwhile. Pixels of the wrong size, or none awaited, are an error.
+    pub fn jpeg_decoded(&mut self, rgba: &[u8]) -> Result<Vec<Event>, Error> {
+        let Some((x, y, w, h)) = self.awaiting_jpeg.take() else {
+            return Err(Error::Protocol("no JPEG rectangle is awaited".into()));
+        };
+        if rgba.len() != w as usize * h as usize * 4 {
+            self.state = State::Failed;
+            return Err(Error::Protocol(format!(
+                "a decoded JPEG of {} bytes for a {w}x{h} rectangle",
+                rgba.len()
+            )));
+        }
+        self.blit_raw(x, y, w, rgba);
+        let mut events = vec![Event::Damage {
+            x,
+            y,
+            width: w,
+            height: h,
+        }];
+        if self.state == (State::Running { rects_left: 0 }) {
+            events.push(Event::UpdateDone);
+        }
+        events.extend(self.receive(&[])?);
+        Ok(events)
     }
 
     /// Whether keys go as scancodes (the server acknowledged QEMU extended key events).
@@ -630,6 +736,31 @@ impl Client {
                     });
                 }
             }
+            ENC_CURSOR => {
+                if w > MAX_CURSOR || h > MAX_CURSOR {
+                    return Err(Error::Unsupported(format!("a {w}x{h} cursor")));
+                }
+                let (wu, hu) = (w as usize, h as usize);
+                let Some(pixels) = r.take(wu * hu * 4) else {
+                    return Ok(None);
+                };
+                let Some(mask) = r.take(wu.div_ceil(8) * hu) else {
+                    return Ok(None);
+                };
+                let mut rgba = pixels.to_vec();
+                for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
+                    let (row, col) = (i / wu, i % wu);
+                    let bit = mask[row * wu.div_ceil(8) + col / 8] >> (7 - col % 8) & 1;
+                    px[3] = if bit == 1 { 255 } else { 0 };
+                }
+                events.push(Event::Cursor {
+                    hotspot_x: x,
+                    hotspot_y: y,
+                    width: w,
+                    height: h,
+                    rgba,
+                });
+            }
             ENC_DESKTOP_SIZE => {
                 self.resize(w, h)?;
                 events.push(Event::Resized {
@@ -637,7 +768,7 @@ impl Client {
                     height: h,
                 });
             }
-            ENC_RAW | ENC_COPY_RECT | ENC_ZLIB | ENC_ZRLE | ENC_HEXTILE => {
+            ENC_RAW | ENC_COPY_RECT | ENC_ZLIB | ENC_ZRLE | ENC_HEXTILE | ENC_TIGHT => {
                 if x as u32 + w as u32 > self.width as u32
                     || y as u32 + h as u32 > self.height as u32
                 {
@@ -669,6 +800,27 @@ impl Client {
                         let raw = self.zrle.inflate(data, decode::zrle_bound(wu, hu))?;
                         decode::zrle(&mut canvas, xu, yu, wu, hu, &raw)?;
                     }
+                } else if enc == ENC_TIGHT {
+                    let rest = &r.buf[r.pos..];
+                    let Some(parsed) =
+                        self.tight
+                            .rect(&mut canvas, (xu, yu, wu, hu), rest, self.decode_jpeg)?
+                    else {
+                        return Ok(None);
+                    };
+                    if let Some(jpeg) = parsed.jpeg {
+                        events.push(Event::Jpeg {
+                            x,
+                            y,
+                            width: w,
+                            height: h,
+                            data: rest[jpeg].to_vec(),
+                        });
+                        self.awaiting_jpeg = Some((x, y, w, h));
+                        self.state = State::Running { rects_left: left };
+                        return Ok(Some(r.pos + parsed.used));
+                    }
+                    r.pos += parsed.used;
                 } else if enc == ENC_HEXTILE {
                     let rest = &r.buf[r.pos..];
                     let Some(used) = decode::hextile(&mut canvas, xu, yu, wu, hu, rest)? else {
