@@ -10,6 +10,14 @@ use clap::{Parser, ValueEnum};
 use crate::hypervisor::network::Cidr;
 use serde::Deserialize;
 
+/// `--console-listen`: where guests' VNC servers listen besides libvirt's socket pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleListen {
+    None,
+    Loopback,
+}
+
 /// `--accel`: how guests are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +50,11 @@ pub struct Cli {
     /// Guest acceleration [default: auto].
     #[arg(long, env = "NUAGE_ACCEL", value_enum)]
     pub accel: Option<AccelSetting>,
+    /// Where guests' VNC servers listen: `none` (no TCP port at all; the daemon reaches each
+    /// screen through libvirt's socket pair) or `loopback` (also 127.0.0.1, for libvirt
+    /// connections that cannot pass sockets; the daemon falls back to it) [default: none].
+    #[arg(long, env = "NUAGE_CONSOLE_LISTEN", value_enum)]
+    pub console_listen: Option<ConsoleListen>,
     /// Directories admins may import disk images from, besides <data-dir>/import
     /// (repeat the flag; in the environment, separate with ':').
     #[arg(long = "import-dir", env = "NUAGE_IMPORT_DIRS", value_delimiter = ':')]
@@ -233,6 +246,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     libvirt_uri: Option<String>,
     accel: Option<AccelSetting>,
+    console_listen: Option<ConsoleListen>,
     import_dirs: Option<Vec<PathBuf>>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
@@ -255,6 +269,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub libvirt: LibvirtTarget,
     pub accel: AccelSetting,
+    pub console_listen: ConsoleListen,
     /// `<data-dir>/import` first, then the operator's extra directories.
     pub import_dirs: Vec<PathBuf>,
     /// `None` when no built console was found: `/` then explains how to build it.
@@ -289,6 +304,10 @@ impl Settings {
             _ => LibvirtTarget::Auto,
         };
         let accel = cli.accel.or(file.accel).unwrap_or(AccelSetting::Auto);
+        let console_listen = cli
+            .console_listen
+            .or(file.console_listen)
+            .unwrap_or(ConsoleListen::None);
         let mut import_dirs = vec![data_dir.join("import")];
         let extra = if cli.import_dirs.is_empty() {
             file.import_dirs.unwrap_or_default()
@@ -315,6 +334,7 @@ impl Settings {
             data_dir,
             libvirt,
             accel,
+            console_listen,
             import_dirs,
             web_dir,
             admin_password: cli.admin_password,

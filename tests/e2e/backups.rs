@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use nuage_e2e::{content_hash, domains_under, scribble, Daemon, QEMU_SYSTEM};
+use nuage_e2e::{content_hash, domains_under, scribble, virsh, Daemon, QEMU_SYSTEM};
 use serde_json::json;
 
 async fn wait_serial(path: &std::path::Path, marker: &str, timeout: Duration) {
@@ -29,15 +29,6 @@ async fn hash(disk: std::path::PathBuf) -> String {
 
 fn empty_or_missing(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
-}
-
-fn virsh(args: &[&str]) -> String {
-    let out = std::process::Command::new("virsh")
-        .args(["-c", QEMU_SYSTEM])
-        .args(args)
-        .output()
-        .expect("run virsh");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

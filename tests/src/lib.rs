@@ -305,6 +305,11 @@ impl Daemon {
         self.scratch.path().join("data")
     }
 
+    /// What the daemon has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// A small JSON client for this daemon, signed in with `token`.
     pub fn api(&self, token: &str) -> Api {
         Api {
@@ -658,6 +663,7 @@ impl Guest {
             },
             limits: Default::default(),
             nic: None,
+            vnc_loopback: false,
         };
         let guest = Guest {
             name: name.clone(),
@@ -911,4 +917,14 @@ impl Drop for Browser {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// `virsh -c qemu:///system ARGS`: its standard output, trimmed.
+pub fn virsh(args: &[&str]) -> String {
+    let out = Command::new("virsh")
+        .args(["-c", QEMU_SYSTEM])
+        .args(args)
+        .output()
+        .expect("run virsh");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

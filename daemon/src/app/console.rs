@@ -4,7 +4,6 @@
 //! one and counts the sessions per server.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::vms::domain_name;
 use super::{Actor, App, AppError};
+use crate::hypervisor::ConsoleStream;
 
 /// How long a ticket may wait to be used.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -131,7 +131,7 @@ impl App {
         &self,
         vm_id: &str,
         ticket: &str,
-    ) -> Result<(OwnedFd, SessionGuard), AppError> {
+    ) -> Result<(ConsoleStream, SessionGuard), AppError> {
         const BAD: &str = "The console ticket is invalid, used or expired; ask for a new one.";
         let user_id = self
             .consoles

@@ -71,17 +71,23 @@ pub struct OwnedEvent {
     pub event: nuage_shared::Event,
 }
 
-/// Test support: pauses for a minute at the named point when `NUAGE_FAILPOINTS` (a
-/// comma-separated list) names it, so that end-to-end tests can kill the daemon at exactly that
-/// point and check what a restart finds. Unset in production, where it costs one lookup.
-pub fn failpoint(name: &str) {
+/// Test support: whether `NUAGE_FAILPOINTS` (a comma-separated list) names this point. Points
+/// that are not pauses ([`failpoint`]) make an operation fail the way the world sometimes does.
+pub fn failpoint_set(name: &str) -> bool {
     static POINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let points = POINTS.get_or_init(|| {
         std::env::var("NUAGE_FAILPOINTS")
             .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect())
             .unwrap_or_default()
     });
-    if points.iter().any(|p| p == name) {
+    points.iter().any(|p| p == name)
+}
+
+/// Test support: pauses for a minute at the named point when `NUAGE_FAILPOINTS` (a
+/// comma-separated list) names it, so that end-to-end tests can kill the daemon at exactly that
+/// point and check what a restart finds. Unset in production, where it costs one lookup.
+pub fn failpoint(name: &str) {
+    if failpoint_set(name) {
         tracing::warn!(failpoint = name, "failpoint reached: pausing for 60 s");
         std::thread::sleep(std::time::Duration::from_secs(60));
     }

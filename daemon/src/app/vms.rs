@@ -197,6 +197,7 @@ impl App {
             name: domain_name(&vm.id),
             uuid: vm.id.clone(),
             domain_type: self.hv.domain_type(self.accel),
+            vnc_loopback: self.settings.console_listen == crate::config::ConsoleListen::Loopback,
             vcpus,
             memory_mib,
             disks: vec![

@@ -2,6 +2,8 @@
 //! checks it *before* upgrading, then relays the guest's VNC (RFB) bytes both ways as binary
 //! WebSocket frames, speaking the `binary` subprotocol that websockify and noVNC use. The guest's
 //! VNC server listens on no TCP port: the socket comes from libvirt (virDomainOpenGraphicsFD).
+//! With `--console-listen loopback` it also listens on 127.0.0.1, and the daemon connects there
+//! when libvirt cannot hand a socket over (the hypervisor layer decides).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use super::{ApiResult, AppState};
 use crate::app::console::SessionGuard;
 use crate::app::{Actor, App};
 use crate::db;
+use crate::hypervisor::ConsoleStream;
 
 /// With no byte either way for this long, the session ends.
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -73,25 +76,57 @@ pub async fn console_ws(
             "A console ticket is needed.",
         ))
     })?;
-    let (fd, guard) = app.console_open(&id, &q.ticket).await?;
+    let (stream, guard) = app.console_open(&id, &q.ticket).await?;
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
         .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let socket = std::os::unix::net::UnixStream::from(fd);
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| crate::app::AppError::internal("console socket", e))?;
-    let vnc = tokio::net::UnixStream::from_std(socket)
-        .map_err(|e| crate::app::AppError::internal("console socket", e))?;
-    tracing::info!(vm = %id, "console session opened");
+    let vnc = match stream {
+        ConsoleStream::Fd(fd) => {
+            let socket = std::os::unix::net::UnixStream::from(fd);
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| crate::app::AppError::internal("console socket", e))?;
+            Vnc::Unix(
+                tokio::net::UnixStream::from_std(socket)
+                    .map_err(|e| crate::app::AppError::internal("console socket", e))?,
+            )
+        }
+        ConsoleStream::Tcp(addr) => Vnc::Tcp(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| crate::app::AppError::internal("console socket", e))?,
+        ),
+    };
+    tracing::info!(vm = %id, via = vnc.via(), "console session opened");
     Ok(upgrade
         .protocols(["binary"])
         .on_upgrade(move |ws| relay(app, ws, vnc, guard))
         .into_response())
 }
 
-async fn relay(_app: Arc<App>, ws: WebSocket, vnc: tokio::net::UnixStream, _slot: SessionGuard) {
-    pump(ws, vnc).await;
+/// The guest's VNC server, through libvirt's socket pair or the loopback fallback.
+enum Vnc {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Vnc {
+    fn via(&self) -> &'static str {
+        match self {
+            Vnc::Unix(_) => "socket pair",
+            Vnc::Tcp(_) => "loopback",
+        }
+    }
+}
+
+async fn relay(_app: Arc<App>, ws: WebSocket, vnc: Vnc, _slot: SessionGuard) {
+    match vnc {
+        Vnc::Unix(s) => pump(ws, s).await,
+        Vnc::Tcp(s) => {
+            let _ = s.set_nodelay(true);
+            pump(ws, s).await
+        }
+    }
     tracing::info!("console session closed");
 }
 

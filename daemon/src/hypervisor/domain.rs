@@ -34,6 +34,9 @@ pub struct DomainSpec {
     /// The memory hard limit is not in the XML: see [`super::Hypervisor::set_memory_hard_limit`].
     pub limits: ResourceLimits,
     pub nic: Option<NicSpec>,
+    /// The VNC server also listens on 127.0.0.1 (a port libvirt picks), for when the socket
+    /// pair of virDomainOpenGraphicsFD cannot be had; else it listens on no TCP port.
+    pub vnc_loopback: bool,
 }
 
 /// The guest's network card on the daemon's libvirt network.
@@ -181,10 +184,22 @@ impl DomainSpec {
                     })
                     .collect(),
                 // VNC without any TCP port: the console is reached only through
-                // virDomainOpenGraphicsFD, i.e. only through the daemon.
+                // virDomainOpenGraphicsFD, i.e. only through the daemon. The loopback fallback
+                // is reachable from this host only, and the daemon relays it the same way.
                 graphics: XmlGraphics {
                     kind: "vnc",
-                    listen: XmlListen { kind: "none" },
+                    autoport: self.vnc_loopback.then_some("yes"),
+                    listen: if self.vnc_loopback {
+                        XmlListen {
+                            kind: "address",
+                            address: Some("127.0.0.1"),
+                        }
+                    } else {
+                        XmlListen {
+                            kind: "none",
+                            address: None,
+                        }
+                    },
                 },
                 video: XmlVideo {
                     model: XmlVideoModel { kind: "vga" },
@@ -432,6 +447,8 @@ struct XmlSerialTarget {
 struct XmlGraphics {
     #[serde(rename = "@type")]
     kind: &'static str,
+    #[serde(rename = "@autoport", skip_serializing_if = "Option::is_none")]
+    autoport: Option<&'static str>,
     listen: XmlListen,
 }
 
@@ -439,6 +456,46 @@ struct XmlGraphics {
 struct XmlListen {
     #[serde(rename = "@type")]
     kind: &'static str,
+    #[serde(rename = "@address", skip_serializing_if = "Option::is_none")]
+    address: Option<&'static str>,
+}
+
+/// A running domain's VNC server on the loopback, read back from its live XML: the fallback when
+/// no socket pair can be had. `None` unless it listens on 127.0.0.1 at a known port.
+pub fn vnc_loopback_port(live_xml: &str) -> Option<u16> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        devices: Devices,
+    }
+    #[derive(serde::Deserialize)]
+    struct Devices {
+        #[serde(default)]
+        graphics: Vec<Graphics>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Graphics {
+        #[serde(rename = "@type")]
+        kind: String,
+        #[serde(rename = "@port")]
+        port: Option<i32>,
+        #[serde(default)]
+        listen: Vec<Listen>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Listen {
+        #[serde(rename = "@type")]
+        kind: String,
+        #[serde(rename = "@address")]
+        address: Option<String>,
+    }
+    let doc: Doc = quick_xml::de::from_str(live_xml).ok()?;
+    let g = doc.devices.graphics.into_iter().find(|g| g.kind == "vnc")?;
+    let loopback = g
+        .listen
+        .iter()
+        .any(|l| l.kind == "address" && l.address.as_deref() == Some("127.0.0.1"));
+    let port = u16::try_from(g.port?).ok().filter(|&p| p > 0)?;
+    loopback.then_some(port)
 }
 
 #[derive(Serialize)]
@@ -505,6 +562,37 @@ mod tests {
                 inbound_kib_per_sec: 12_500,
                 outbound_kib_per_sec: 6_250,
             }),
+            vnc_loopback: false,
+        }
+    }
+
+    #[test]
+    fn the_loopback_fallback_listens_on_127_0_0_1_only_and_reads_back() {
+        let mut s = spec();
+        s.vnc_loopback = true;
+        let xml = s.to_xml().unwrap();
+        assert!(
+            xml.contains(
+                "<graphics type=\"vnc\" autoport=\"yes\"><listen type=\"address\" address=\"127.0.0.1\"/></graphics>"
+            ),
+            "{xml}"
+        );
+        // No port in the definition: libvirt picks one at start, and the live XML says which.
+        assert_eq!(vnc_loopback_port(&xml), None);
+        let live = |graphics: &str| format!("<domain><devices>{graphics}</devices></domain>");
+        let port = live(
+            "<graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>\
+             <listen type='address' address='127.0.0.1'/></graphics>",
+        );
+        assert_eq!(vnc_loopback_port(&port), Some(5901));
+        for other in [
+            // Another address than the loopback is never used.
+            "<graphics type='vnc' port='5901'><listen type='address' address='0.0.0.0'/></graphics>",
+            "<graphics type='vnc' port='-1'><listen type='none'/></graphics>",
+            "<graphics type='spice' port='5901'><listen type='address' address='127.0.0.1'/></graphics>",
+            "",
+        ] {
+            assert_eq!(vnc_loopback_port(&live(other)), None, "{other}");
         }
     }
 

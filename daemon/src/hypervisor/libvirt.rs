@@ -283,14 +283,33 @@ impl Hypervisor for Libvirt {
         })
     }
 
-    fn open_console(&self, name: &str) -> Result<std::os::fd::OwnedFd, HvError> {
+    fn open_console(&self, name: &str) -> Result<super::ConsoleStream, HvError> {
         use std::os::fd::FromRawFd;
         self.with_conn(|c| {
-            let fd = Self::lookup(c, name)?
-                .open_graphics_fd(0, sys::VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
-                .map_err(lv("open the console"))?;
-            // SAFETY: libvirt hands over a fresh descriptor that nothing else owns.
-            Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+            let dom = Self::lookup(c, name)?;
+            let fd = if crate::app::failpoint_set("console-no-fd") {
+                Err(HvError::Unsupported(
+                    "hand over a console socket (failpoint console-no-fd)",
+                ))
+            } else {
+                dom.open_graphics_fd(0, sys::VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+                    .map_err(lv("open the console"))
+            };
+            match fd {
+                // SAFETY: libvirt hands over a fresh descriptor that nothing else owns.
+                Ok(fd) => Ok(super::ConsoleStream::Fd(unsafe {
+                    std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+                })),
+                Err(e) => {
+                    let live = dom.xml_desc(0).map_err(lv("read a domain"))?;
+                    let port = super::domain::vnc_loopback_port(&live).ok_or(e)?;
+                    tracing::info!(domain = name, port, "console through the loopback fallback");
+                    Ok(super::ConsoleStream::Tcp(std::net::SocketAddr::from((
+                        [127, 0, 0, 1],
+                        port,
+                    ))))
+                }
+            }
         })
     }
 

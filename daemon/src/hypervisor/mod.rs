@@ -125,9 +125,10 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Grows a running domain's disk (by target, e.g. `vda`) to `bytes`.
     fn grow_disk_live(&self, name: &str, target: &str, bytes: u64) -> Result<(), HvError>;
 
-    /// A socket connected to the domain's VNC server (libvirt's virDomainOpenGraphicsFD): the
-    /// guest's screen without any TCP port.
-    fn open_console(&self, name: &str) -> Result<std::os::fd::OwnedFd, HvError>;
+    /// The domain's VNC server: a connected socket from libvirt's virDomainOpenGraphicsFD (the
+    /// guest's screen without any TCP port), or, when libvirt cannot hand one over, its
+    /// loopback address if the domain listens there.
+    fn open_console(&self, name: &str) -> Result<ConsoleStream, HvError>;
 
     /// Sends every domain lifecycle event to `tx`, also after a reconnection.
     fn subscribe(
@@ -189,4 +190,13 @@ pub trait Hypervisor: Send + Sync + 'static {
 
     /// Cancels the domain's running job (a backup); no error when there is none.
     fn abort_job(&self, name: &str) -> Result<(), HvError>;
+}
+
+/// Where the daemon reaches a guest's VNC server.
+#[derive(Debug)]
+pub enum ConsoleStream {
+    /// A socket already connected (virDomainOpenGraphicsFD).
+    Fd(std::os::fd::OwnedFd),
+    /// The loopback address the VNC server listens on (the fallback).
+    Tcp(std::net::SocketAddr),
 }

@@ -7,7 +7,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use clap::Parser;
 use http_body_util::BodyExt;
-use nuage_daemon::config::{AccelSetting, LibvirtTarget, Settings};
+use nuage_daemon::config::{AccelSetting, ConsoleListen, LibvirtTarget, Settings};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -90,6 +90,7 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             libvirt: LibvirtTarget::Explicit("test:///default".into()),
             accel: AccelSetting::Tcg,
+            console_listen: ConsoleListen::None,
             import_dirs: vec![dir.path().join("data/import")],
             web_dir,
             admin_password: Some(ADMIN_PASSWORD.into()),
