@@ -16,6 +16,7 @@ use web_sys::{
 };
 
 use crate::api;
+use crate::paint::paint;
 use crate::session::use_auth;
 
 /// One live connection.
@@ -39,37 +40,9 @@ impl Live {
         }
     }
 
-    /// Copies one rectangle of the framebuffer to the canvas: the ImageData is a view of the
-    /// whole framebuffer in wasm memory (no copy here), and the canvas takes the dirty part.
+    /// Copies one rectangle of the framebuffer to the canvas.
     fn draw(&self, x: u16, y: u16, w: u16, h: u16) {
-        draw_dirty(&self.client, &self.ctx, (x, y, w, h));
-    }
-}
-
-/// Puts the `(x, y, w, h)` part of the client's framebuffer on the canvas.
-fn draw_dirty(
-    client: &rfb::Client,
-    ctx: &CanvasRenderingContext2d,
-    (x, y, w, h): (u16, u16, u16, u16),
-) {
-    if w == 0 || h == 0 || client.width() == 0 || client.height() == 0 {
-        return;
-    }
-    let img = ImageData::new_with_u8_clamped_array_and_sh(
-        Clamped(client.framebuffer()),
-        client.width().into(),
-        client.height().into(),
-    );
-    if let Ok(img) = img {
-        let _ = ctx.put_image_data_with_dirty_x_and_dirty_y_and_dirty_width_and_dirty_height(
-            &img,
-            0.0,
-            0.0,
-            x.into(),
-            y.into(),
-            w.into(),
-            h.into(),
-        );
+        paint(&self.client, &self.ctx, &[rfb::Paint::Copy((x, y, w, h))]);
     }
 }
 
@@ -126,17 +99,8 @@ impl Live {
                     self.draw(0, 0, width, height);
                     ui.status.set(format!("connected ({width}×{height})"));
                 }
-                rfb::Event::Damage {
-                    x,
-                    y,
-                    width,
-                    height,
-                } => self.dirty.add(x, y, width, height),
-                rfb::Event::UpdateDone => {
-                    if let Some((x, y, w, h)) = self.dirty.take() {
-                        self.draw(x, y, w, h);
-                    }
-                }
+                rfb::Event::Damage { .. } | rfb::Event::Fill { .. } => self.dirty.add(&ev),
+                rfb::Event::UpdateDone => paint(&self.client, &self.ctx, &self.dirty.take()),
                 rfb::Event::Jpeg {
                     width,
                     height,

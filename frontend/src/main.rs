@@ -7,6 +7,7 @@ mod console;
 mod events;
 mod graphs;
 mod pages;
+mod paint;
 mod route;
 mod session;
 

@@ -9,15 +9,18 @@ use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
 use crate::Error;
 
-/// One persistent zlib stream of a connection.
+/// One persistent zlib stream of a connection, and the buffer it inflates into (kept, so that a
+/// rectangle costs no allocation and no clearing once the buffer has grown).
 pub struct Inflater {
     state: Box<InflateState>,
+    out: Vec<u8>,
 }
 
 impl Default for Inflater {
     fn default() -> Self {
         Inflater {
             state: InflateState::new_boxed(DataFormat::Zlib),
+            out: Vec::new(),
         }
     }
 }
@@ -25,18 +28,23 @@ impl Default for Inflater {
 impl Inflater {
     /// Inflates all of `input` (one rectangle's worth, sync-flushed by the server); at most
     /// `limit` bytes out.
-    pub fn inflate(&mut self, input: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
-        let mut out = vec![0u8; limit.clamp(64, 1 << 16)];
+    pub fn inflate(&mut self, input: &[u8], limit: usize) -> Result<&[u8], Error> {
+        let first = limit.clamp(64, 1 << 16);
+        if self.out.len() < first {
+            self.out.resize(first, 0);
+        }
         let (mut read, mut written) = (0, 0);
         loop {
-            if written == out.len() && out.len() < limit {
-                let grown = (out.len() * 2).min(limit);
-                out.resize(grown, 0);
+            let room = self.out.len().min(limit);
+            if written == room && room < limit {
+                let grown = (self.out.len() * 2).min(limit);
+                self.out.resize(grown, 0);
             }
+            let end = self.out.len().min(limit);
             let r = inflate(
                 &mut self.state,
                 &input[read..],
-                &mut out[written..],
+                &mut self.out[written..end],
                 MZFlush::Sync,
             );
             read += r.bytes_consumed;
@@ -61,8 +69,7 @@ impl Inflater {
                 }));
             }
         }
-        out.truncate(written);
-        Ok(out)
+        Ok(&self.out[..written])
     }
 }
 
@@ -116,6 +123,20 @@ impl Canvas<'_> {
         for row in y..y + h {
             for d in self.row(x, row, w).chunks_exact_mut(4) {
                 d.copy_from_slice(&px);
+            }
+        }
+    }
+
+    /// Paints rows of `w` 4-byte pixels (R, G, B, unused) from `src`.
+    pub(crate) fn rgbx_rows(&mut self, x: usize, y: usize, w: usize, src: &[u8]) {
+        if w == 0 {
+            return;
+        }
+        for (row, line) in src.chunks_exact(w * 4).enumerate() {
+            let dst = self.row(x, y + row, w);
+            dst.copy_from_slice(line);
+            for a in dst.iter_mut().skip(3).step_by(4) {
+                *a = 255;
             }
         }
     }

@@ -105,32 +105,79 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The bounding box of the damage since the last [`Dirty::take`]: a view draws it once per
-/// update ([`Event::UpdateDone`]) instead of once per rectangle (a full screen can come as
-/// hundreds of rectangles, and each canvas call costs more than its pixels).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Dirty(Option<(u16, u16, u16, u16)>);
+/// What an update changed, gathered from its events so that a view draws once per update
+/// ([`Event::UpdateDone`]): solid fills first (a canvas fills natively, far faster than it
+/// copies pixels), then the other rectangles from the framebuffer, one by one or, when there are
+/// many, as their bounding box (each canvas call costs more than its pixels).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    fills: Vec<Paint>,
+    rects: Vec<(u16, u16, u16, u16)>,
+}
+
+/// One drawing step for a view: `(x, y, width, height)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    /// Fill with this colour.
+    Fill((u16, u16, u16, u16), [u8; 3]),
+    /// Copy from the framebuffer.
+    Copy((u16, u16, u16, u16)),
+}
 
 impl Dirty {
-    pub fn add(&mut self, x: u16, y: u16, w: u16, h: u16) {
-        if w == 0 || h == 0 {
-            return;
-        }
-        let (x1, y1) = (x as u32 + w as u32, y as u32 + h as u32);
-        self.0 = Some(match self.0 {
-            None => (x, y, w, h),
-            Some((ox, oy, ow, oh)) => {
-                let (nx, ny) = (ox.min(x), oy.min(y));
-                let nx1 = (ox as u32 + ow as u32).max(x1);
-                let ny1 = (oy as u32 + oh as u32).max(y1);
-                (nx, ny, (nx1 - nx as u32) as u16, (ny1 - ny as u32) as u16)
+    /// Above this many rectangles, their bounding box is copied instead.
+    pub const MAX_RECTS: usize = 32;
+
+    /// Gathers a [`Event::Damage`] or [`Event::Fill`]; other events are ignored.
+    pub fn add(&mut self, ev: &Event) {
+        match *ev {
+            Event::Damage {
+                x,
+                y,
+                width,
+                height,
+            } if width > 0 && height > 0 => self.rects.push((x, y, width, height)),
+            Event::Fill {
+                x,
+                y,
+                width,
+                height,
+                rgb,
+            } if width > 0 && height > 0 => {
+                self.fills.push(Paint::Fill((x, y, width, height), rgb))
             }
-        });
+            _ => {}
+        }
     }
 
-    /// The box (x, y, width, height), and a fresh start.
-    pub fn take(&mut self) -> Option<(u16, u16, u16, u16)> {
-        self.0.take()
+    /// The steps to draw, in order, and a fresh start. Drawing the fills first is right whatever
+    /// the order the rectangles came in: the copies show the framebuffer's final pixels.
+    pub fn take(&mut self) -> Vec<Paint> {
+        let mut out = std::mem::take(&mut self.fills);
+        let rects = std::mem::take(&mut self.rects);
+        if rects.len() <= Self::MAX_RECTS {
+            out.extend(rects.into_iter().map(Paint::Copy));
+        } else {
+            let x0 = rects.iter().map(|r| r.0 as u32).min().unwrap_or(0);
+            let y0 = rects.iter().map(|r| r.1 as u32).min().unwrap_or(0);
+            let x1 = rects
+                .iter()
+                .map(|r| r.0 as u32 + r.2 as u32)
+                .max()
+                .unwrap_or(0);
+            let y1 = rects
+                .iter()
+                .map(|r| r.1 as u32 + r.3 as u32)
+                .max()
+                .unwrap_or(0);
+            out.push(Paint::Copy((
+                x0 as u16,
+                y0 as u16,
+                (x1 - x0).min(u16::MAX as u32) as u16,
+                (y1 - y0).min(u16::MAX as u32) as u16,
+            )));
+        }
+        out
     }
 }
 
@@ -149,6 +196,15 @@ pub enum Event {
         y: u16,
         width: u16,
         height: u16,
+    },
+    /// This rectangle of the framebuffer was filled with one colour (already applied; a view
+    /// may draw it as a fill rather than copy its pixels).
+    Fill {
+        x: u16,
+        y: u16,
+        width: u16,
+        height: u16,
+        rgb: [u8; 3],
     },
     /// A whole FramebufferUpdate has been applied.
     UpdateDone,
@@ -795,10 +851,10 @@ impl Client {
                         if raw.len() != wu * hu * 4 {
                             return Err(Error::Protocol("Zlib rectangle of the wrong size".into()));
                         }
-                        self.blit_raw(x, y, w, &raw);
+                        canvas.rgbx_rows(xu, yu, wu, raw);
                     } else {
                         let raw = self.zrle.inflate(data, decode::zrle_bound(wu, hu))?;
-                        decode::zrle(&mut canvas, xu, yu, wu, hu, &raw)?;
+                        decode::zrle(&mut canvas, xu, yu, wu, hu, raw)?;
                     }
                 } else if enc == ENC_TIGHT {
                     let rest = &r.buf[r.pos..];
@@ -821,6 +877,20 @@ impl Client {
                         return Ok(Some(r.pos + parsed.used));
                     }
                     r.pos += parsed.used;
+                    if let Some(rgb) = parsed.fill {
+                        events.push(Event::Fill {
+                            x,
+                            y,
+                            width: w,
+                            height: h,
+                            rgb,
+                        });
+                        if left == 0 {
+                            events.push(Event::UpdateDone);
+                        }
+                        self.state = State::Running { rects_left: left };
+                        return Ok(Some(r.pos));
+                    }
                 } else if enc == ENC_HEXTILE {
                     let rest = &r.buf[r.pos..];
                     let Some(used) = decode::hextile(&mut canvas, xu, yu, wu, hu, rest)? else {

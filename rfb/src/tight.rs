@@ -73,15 +73,26 @@ impl Tight {
         data: &[u8],
         decode_jpeg: bool,
     ) -> Result<Option<Parsed>, Error> {
-        let done = |used| Ok(Some(Parsed { used, jpeg: None }));
+        let done = |used| {
+            Ok(Some(Parsed {
+                used,
+                jpeg: None,
+                fill: None,
+            }))
+        };
         let mut r = Avail { buf: data, pos: 0 };
         let Some(ctl) = r.u8() else { return Ok(None) };
         let kind = ctl >> 4;
         if kind == 8 {
             let Some(p) = r.take(3) else { return Ok(None) };
             self.reset(ctl);
-            c.fill(x, y, w, h, [p[0], p[1], p[2]]);
-            return done(r.pos);
+            let rgb = [p[0], p[1], p[2]];
+            c.fill(x, y, w, h, rgb);
+            return Ok(Some(Parsed {
+                used: r.pos,
+                jpeg: None,
+                fill: Some(rgb),
+            }));
         }
         if kind == 9 {
             let Some(len) = r.compact_len() else {
@@ -95,6 +106,7 @@ impl Tight {
                 return Ok(Some(Parsed {
                     used: r.pos,
                     jpeg: Some(r.pos - len..r.pos),
+                    fill: None,
                 }));
             }
             paint_jpeg(c, (x, y, w, h), jpeg)?;
@@ -125,7 +137,6 @@ impl Tight {
             Filter::Palette(_) => w * h,
             Filter::Copy | Filter::Gradient => w * h * 3,
         };
-        let inflated;
         let pixels = if size < MIN_TO_COMPRESS {
             let Some(raw) = r.take(size) else {
                 return Ok(None);
@@ -140,11 +151,11 @@ impl Tight {
                 return Ok(None);
             };
             self.reset(ctl);
-            inflated = self.streams[(kind & 3) as usize].inflate(z, size)?;
+            let inflated = self.streams[(kind & 3) as usize].inflate(z, size)?;
             if inflated.len() != size {
                 return Err(Error::Protocol("Tight data of the wrong size".into()));
             }
-            &inflated[..]
+            inflated
         };
         if w == 0 || h == 0 {
             return done(r.pos);
@@ -207,10 +218,12 @@ impl Tight {
     }
 }
 
-/// What a rectangle used, and where its JPEG lies when it was not decoded here.
+/// What a rectangle used, where its JPEG lies when it was not decoded here, and its colour when
+/// it was a solid fill.
 pub struct Parsed {
     pub used: usize,
     pub jpeg: Option<std::ops::Range<usize>>,
+    pub fill: Option<[u8; 3]>,
 }
 
 #[cfg(not(feature = "jpeg"))]

@@ -172,8 +172,15 @@ fn tight_fill_copy_palette_and_gradient_paint_the_framebuffer() {
         ev.iter()
             .filter(|e| matches!(e, Event::Damage { .. }))
             .count(),
-        6
+        5
     );
+    assert!(ev.contains(&Event::Fill {
+        x: 0,
+        y: 0,
+        width: 3,
+        height: 2,
+        rgb: [1, 2, 3]
+    }));
     assert!(ev.contains(&Event::UpdateDone));
     assert_paints(&c, &want);
 
@@ -377,11 +384,12 @@ fn a_handed_off_jpeg_pauses_parsing_until_its_pixels_come_back() {
                 width: 2,
                 height: 1
             },
-            Event::Damage {
+            Event::Fill {
                 x: 2,
                 y: 0,
                 width: 2,
-                height: 1
+                height: 1,
+                rgb: [9, 9, 9]
             },
             Event::UpdateDone,
             Event::UpdateDone,
@@ -400,15 +408,38 @@ fn a_handed_off_jpeg_pauses_parsing_until_its_pixels_come_back() {
 }
 
 #[test]
-fn dirty_boxes_grow_to_cover_every_rectangle() {
+fn dirty_gathers_an_update_into_fills_then_copies() {
     let mut d = Dirty::default();
-    assert_eq!(d.take(), None);
-    d.add(10, 10, 0, 5);
-    assert_eq!(d.take(), None, "an empty rectangle is no damage");
-    d.add(10, 20, 5, 5);
-    d.add(2, 22, 4, 10);
-    assert_eq!(d.take(), Some((2, 20, 13, 12)));
-    assert_eq!(d.take(), None);
-    d.add(u16::MAX - 1, u16::MAX - 1, 1, 1);
-    assert_eq!(d.take(), Some((u16::MAX - 1, u16::MAX - 1, 1, 1)));
+    assert_eq!(d.take(), vec![]);
+    let damage = |x, y, width, height| Event::Damage {
+        x,
+        y,
+        width,
+        height,
+    };
+    d.add(&damage(10, 10, 0, 5));
+    assert_eq!(d.take(), vec![], "an empty rectangle is no damage");
+    d.add(&damage(10, 20, 5, 5));
+    d.add(&Event::Fill {
+        x: 0,
+        y: 0,
+        width: 4,
+        height: 4,
+        rgb: [1, 2, 3],
+    });
+    d.add(&Event::Bell);
+    assert_eq!(
+        d.take(),
+        vec![
+            Paint::Fill((0, 0, 4, 4), [1, 2, 3]),
+            Paint::Copy((10, 20, 5, 5))
+        ]
+    );
+    assert_eq!(d.take(), vec![]);
+    // Many rectangles: one copy of their bounding box.
+    for i in 0..=Dirty::MAX_RECTS as u16 {
+        d.add(&damage(i * 2, 100 - i, 1, 1));
+    }
+    let n = Dirty::MAX_RECTS as u16;
+    assert_eq!(d.take(), vec![Paint::Copy((0, 100 - n, n * 2 + 1, n + 1))]);
 }
