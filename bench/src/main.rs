@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nuage_daemon::app::App;
-use nuage_daemon::config::{AccelSetting, HostPolicy, LibvirtTarget, NetworkMode, Settings};
+use nuage_daemon::config::{
+    AccelSetting, ConsoleListen, HostPolicy, LibvirtTarget, NetworkMode, Settings,
+};
 use nuage_e2e::Scratch;
 use nuage_shared::{Image, Vm, VmState};
 use serde_json::{json, Value};
@@ -45,6 +47,7 @@ async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, Scratch) 
         data_dir: dir.path().join("data"),
         libvirt: LibvirtTarget::Explicit(uri.into()),
         accel: AccelSetting::Tcg,
+        console_listen: ConsoleListen::None,
         import_dirs,
         web_dir: None,
         admin_password: Some(PASSWORD.into()),
@@ -266,14 +269,11 @@ async fn bench_list() {
 /// A 2 GiB image holding 1 GiB of data: create with a linked clone (what nuaged does) beside a
 /// full copy of the image (`qemu-img convert`, what a panel without backing files does).
 fn run(args: &[&str]) {
-    assert!(
-        Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .unwrap()
-            .success(),
-        "{args:?}"
-    )
+    run_cmd(Command::new(args[0]).args(&args[1..]))
+}
+
+fn run_cmd(cmd: &mut Command) {
+    assert!(cmd.status().unwrap().success(), "{cmd:?}")
 }
 
 /// A 2 GiB qcow2 image with 1 GiB of data in `dir`: all random, or (`mixed`) 512 MiB random and
@@ -520,7 +520,7 @@ fn bench_decode() {
         "| recorded QEMU session (720x400) | bytes | frames/s | MB/s of the stream | Mpixel/s |"
     );
     println!("|---|---|---|---|---|");
-    for name in ["zrle", "hextile", "zlib"] {
+    for name in ["zrle", "tight", "hextile", "zlib"] {
         let bytes = std::fs::read(dir.join(format!("qemu-{name}.bin"))).unwrap();
         let mut runs = 0u32;
         let t = Instant::now();
@@ -539,6 +539,425 @@ fn bench_decode() {
             720.0 * 400.0 * runs as f64 / secs / 1e6
         );
     }
+}
+
+/// Installed in the console page by `keys`: timestamps every key pressed on the canvas and
+/// every drawing call, with the number of lit pixels after each (a typed `#` adds more than the
+/// blinking text cursor takes away, which tells its echo from a blink).
+const KEYS_PROBE: &str = r#"
+const canvas = document.querySelector(arguments[0]);
+const ctx2d = canvas.getContext('2d');
+window.__keys = []; window.__draws = [];
+const lit = () => { const d = ctx2d.getImageData(0, 0, canvas.width, canvas.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; return n; };
+for (const name of ['putImageData', 'fillRect', 'drawImage']) {
+  const orig = CanvasRenderingContext2D.prototype[name];
+  CanvasRenderingContext2D.prototype[name] = function (...a) {
+    const r = orig.apply(this, a);
+    if (this === ctx2d) { const t = performance.now(); window.__draws.push([t, lit()]); }
+    return r;
+  };
+}
+canvas.addEventListener('keydown', () => window.__keys.push(performance.now()), true);
+window.__lit = lit;
+return true;
+"#;
+
+/// noVNC given a relay URL (`?url=`), for the benchmarks that run it beside our console.
+const NOVNC_PAGE: &str = r#"<!doctype html><html><body><div id="screen" style="width:800px;height:500px"></div>
+<script type="module">
+import RFB from './core/rfb.js';
+window.novnc = 'connecting';
+const rfb = new RFB(document.getElementById('screen'), new URLSearchParams(location.search).get('url'),
+                    { wsProtocols: ['binary'] });
+rfb.addEventListener('connect', () => { window.novnc = 'connected'; });
+rfb.addEventListener('disconnect', () => { window.novnc = 'disconnected'; });
+</script></body></html>"#;
+
+/// A folder with noVNC (npm, installed by scripts/setup) and `index` as its page, served by
+/// python3's http.server on a free loopback port: the folder, the server and the port.
+fn novnc_site(index: &str) -> (Scratch, std::process::Child, u16) {
+    let novnc = nuage_e2e::target_dir().join("tools/node_modules/@novnc/novnc");
+    assert!(
+        novnc.join("core/rfb.js").exists(),
+        "noVNC is missing: run scripts/setup"
+    );
+    let site = Scratch::new("nuage-novnc-bench-");
+    for d in ["core", "vendor"] {
+        std::os::unix::fs::symlink(novnc.join(d), site.path().join(d)).unwrap();
+    }
+    std::fs::write(site.path().join("index.html"), index).unwrap();
+    let port = nuage_e2e::free_port();
+    let server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(site.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3's http.server");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10), "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (site, server, port)
+}
+
+/// Presses `#` on the canvas at `selector` `n` times (erasing it after each) and returns the time
+/// from each key event to the first drawing call that shows the guest's echo of it.
+async fn key_samples(c: &nuage_e2e::fantoccini::Client, selector: &str, n: usize) -> Vec<Duration> {
+    use nuage_e2e::fantoccini::Locator;
+    c.execute(KEYS_PROBE, vec![json!(selector)]).await.unwrap();
+    let canvas = c.find(Locator::Css(selector)).await.unwrap();
+    canvas.click().await.unwrap();
+    let lit = || async {
+        c.execute("return window.__lit();", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
+    };
+    let mut samples = Vec::new();
+    for i in 0..n {
+        // The most lit the screen gets without the key (cursor on), over a blink or two.
+        let mut base = 0;
+        for _ in 0..6 {
+            base = base.max(lit().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.execute(
+            "window.__keys = []; window.__draws = []; return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+        canvas.send_keys("#").await.unwrap();
+        let t = Instant::now();
+        let latency = loop {
+            let v = c
+                .execute("return [window.__keys, window.__draws];", vec![])
+                .await
+                .unwrap();
+            let key = v[0][0].as_f64();
+            let echo = v[1].as_array().unwrap().iter().find_map(|d| {
+                let (at, n) = (d[0].as_f64()?, d[1].as_u64()?);
+                (key.is_some_and(|k| at >= k) && n > base + 10).then_some(at)
+            });
+            if let (Some(k), Some(e)) = (key, echo) {
+                break Duration::from_secs_f64((e - k) / 1000.0);
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{selector}, press {i}: no echo ({base} lit before): {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        samples.push(latency);
+        // Erase it, and wait until the screen is back.
+        canvas.send_keys("\u{E003}").await.unwrap();
+        let t = Instant::now();
+        while lit().await > base {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "backspace never drawn"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    samples
+}
+
+/// Key press to pixels: a key typed in the console (headless Chromium, real keyboard events
+/// through chromedriver) until the guest's echo of it is drawn on the canvas, through the whole
+/// path (browser, relay, QEMU's VNC server, the guest under TCG, and back); then the same with
+/// noVNC on the same relay and guest.
+async fn bench_keys() {
+    use nuage_e2e::fantoccini::Locator;
+    let (daemon, admin, image) = nuage_e2e::Daemon::with_guest_image(&[]).await;
+    let (status, vm) = admin
+        .post(
+            "/api/v1/vms",
+            json!({"name": "keys", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{vm}");
+    let id = vm["id"].as_str().unwrap().to_owned();
+    let serial = daemon.data_dir().join("vms").join(&id).join("serial.log");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .contains("NUAGE-GUEST-READY")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the guest did not boot"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let browser = nuage_e2e::Browser::start().await;
+    let c = &browser.client;
+    browser
+        .sign_in(&daemon, "admin", nuage_e2e::ADMIN_PASSWORD)
+        .await;
+    c.goto(&daemon.url(&format!("/servers/{id}")))
+        .await
+        .unwrap();
+    browser.click(Locator::Id("open-console")).await;
+    let t = Instant::now();
+    loop {
+        if let Ok(k) = c.find(Locator::Id("console-keys")).await {
+            if k.text().await.unwrap_or_default().contains("scancodes") {
+                break;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the console did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut ours = key_samples(c, "#console-canvas", 40).await;
+
+    let (_, t) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    let ws_url = daemon
+        .url(t["url"].as_str().unwrap())
+        .replacen("http", "ws", 1);
+    let (_site, mut server, port) = novnc_site(NOVNC_PAGE);
+    let query: String = ws_url
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    c.goto(&format!("http://127.0.0.1:{port}/index.html?url={query}"))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    while c.execute("return window.novnc;", vec![]).await.unwrap() != json!("connected") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "noVNC did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut novnc = key_samples(c, "#screen canvas", 40).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "Key press to pixels (the guest's echo of `#` drawn on the canvas), {} presses each, \
+         Chromium → nuaged relay → QEMU VNC → guest (TCG) → back to the canvas:\n",
+        ours.len()
+    );
+    println!("| client | p50 / p99 |");
+    println!("|---|---|");
+    println!("| Nuage console (rfb, wasm) | {} |", p50_p99(&mut ours));
+    println!("| noVNC 1.7 | {} |", p50_p99(&mut novnc));
+    browser.close().await;
+}
+
+/// The page of `decode-browser`: replays each recorded session through our wasm client and
+/// through noVNC's RFB (given a fake channel that delivers the same bytes), each drawing on its
+/// canvas; times the frame's bytes from delivery to drawn.
+const DECODE_PAGE: &str = r#"<!doctype html><html><body>
+<script>
+window.addEventListener('error', e => { window.failure = String(e.message); });
+window.addEventListener('unhandledrejection', e => { window.failure = String(e.reason); });
+</script>
+<script type="module">
+import RFB from './core/rfb.js';
+import init, { Session } from './wasm/nuage_decode_wasm.js';
+await init();
+const out = {};
+const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+// The recordings are RFB 3.8 with security None: version, types, result, then ServerInit.
+function handshakeLength(b) {
+  let p = 12; p += 1 + b[p]; p += 4 + 20;
+  return p + 4 + ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]);
+}
+function lit(ctx) {
+  const d = ctx.getImageData(0, 0, 720, 400).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++;
+  return n;
+}
+// Each run: connect a fresh client with the handshake (untimed, and let it settle), then time
+// the delivery of the frame's bytes until they are decoded and drawn.
+async function ours(hello, update) {
+  const cv = document.createElement('canvas'); cv.width = 720; cv.height = 400;
+  const ctx = cv.getContext('2d');
+  const s = new Session();
+  s.feed(hello, ctx);
+  const t = performance.now();
+  const frames = s.feed(update, ctx);
+  ctx.getImageData(0, 0, 1, 1); // the canvas has really drawn (its queued work is flushed)
+  const ms = performance.now() - t;
+  s.free();
+  return { ms, frames, ctx };
+}
+async function novnc(hello, update) {
+  const ch = { readyState: 'open', binaryType: 'arraybuffer', protocol: 'binary',
+               send() {}, close() {}, onopen: null, onmessage: null, onerror: null, onclose: null };
+  const box = document.createElement('div'); document.body.appendChild(box);
+  const rfb = new RFB(box, ch);
+  ch.onmessage({ data: hello.slice().buffer });
+  // noVNC takes one handshake step per message (a server waits for each reply): nudge it on.
+  for (let i = 0; i < 10 && rfb._sock._rQlen > rfb._sock._rQi; i++) {
+    ch.onmessage({ data: new ArrayBuffer(0) });
+  }
+  await rfb._display.flush();
+  await frame();
+  const t = performance.now();
+  ch.onmessage({ data: update.slice().buffer });
+  // noVNC finishes a frame later when its render queue is busy: wait for that too.
+  while (rfb._flushing || rfb._sock._rQlen > rfb._sock._rQi) {
+    window.progress = `${rfb._sock._rQlen - rfb._sock._rQi} bytes left in noVNC`;
+    await new Promise(r => setTimeout(r, 0));
+  }
+  rfb._canvas.getContext('2d').getImageData(0, 0, 1, 1);
+  const ms = performance.now() - t;
+  const r = { ms, ok: rfb._rfbConnectionState === 'connected', ctx: rfb._canvas.getContext('2d') };
+  r.done = () => { rfb.disconnect(); box.remove(); };
+  return r;
+}
+for (const name of ['zrle', 'tight', 'hextile', 'zlib']) {
+  const bytes = new Uint8Array(await (await fetch(`fixtures/qemu-${name}.bin`)).arrayBuffer());
+  const split = handshakeLength(bytes);
+  const hello = bytes.subarray(0, split), update = bytes.subarray(split);
+  const row = { bytes: update.length };
+  // Both must draw the guest's screen before they are timed.
+  const o = await ours(hello, update);
+  const n = await novnc(hello, update);
+  Object.assign(row, { frames: o.frames, ours_lit: lit(o.ctx), novnc_lit: lit(n.ctx), novnc_ok: n.ok });
+  n.done();
+  for (const [who, run] of [['ours', ours], ['novnc', novnc]]) {
+    window.progress = `${name} ${who}`;
+    const samples = []; const start = performance.now();
+    while (performance.now() - start < 4000 || samples.length < 30) {
+      const r = await run(hello, update);
+      samples.push(r.ms);
+      if (r.done) r.done();
+    }
+    samples.splice(0, 5);
+    samples.sort((a, b) => a - b);
+    row[who] = { n: samples.length, p50: samples[samples.length >> 1],
+                 mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  }
+  out[name] = row;
+}
+window.result = out;
+</script></body></html>"#;
+
+/// Our wasm decoder beside noVNC's JavaScript decoders, in the same headless Chromium, on the
+/// same recorded QEMU sessions (handshake plus a full 720x400 frame each).
+async fn bench_decode_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = nuage_e2e::target_dir();
+    // Built as the console ships: the wasm-release profile, then wasm-opt -Oz when present.
+    run_cmd(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "-q",
+        "--profile",
+        "wasm-release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "nuage-decode-wasm",
+    ]));
+    let (site, mut server, port) = novnc_site(DECODE_PAGE);
+    let wasm = target.join("wasm32-unknown-unknown/wasm-release/nuage_decode_wasm.wasm");
+    run_cmd(
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-dir"])
+            .arg(site.path().join("wasm"))
+            .arg(&wasm),
+    );
+    let bg = site.path().join("wasm/nuage_decode_wasm_bg.wasm");
+    let wasm_opt = target.join("tools/node_modules/.bin/wasm-opt");
+    let optimised = wasm_opt.exists()
+        && Command::new(&wasm_opt)
+            .args([
+                "-Oz",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+            ])
+            .args([
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+            ])
+            .arg(&bg)
+            .arg("-o")
+            .arg(&bg)
+            .status()
+            .is_ok_and(|s| s.success());
+    std::os::unix::fs::symlink(root.join("rfb/fixtures"), site.path().join("fixtures")).unwrap();
+    let browser = nuage_e2e::Browser::start().await;
+    let c = &browser.client;
+    let page = format!("http://127.0.0.1:{port}/index.html");
+    c.goto(&page).await.unwrap();
+    let t = Instant::now();
+    let result = loop {
+        let r = c
+            .execute(
+                "return window.result || {pending: window.progress || null, error: window.failure || null};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if r.get("pending").is_none() {
+            break r;
+        }
+        assert!(r["error"].is_null(), "the page failed: {r}");
+        assert!(t.elapsed() < Duration::from_secs(60), "no result: {r}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "Headless Chromium; one frame = the first full 720x400 update of the test guest's screen, \
+         from bytes delivered to pixels on the canvas, after a fresh client's handshake (wasm {}):\n",
+        if optimised { "wasm-opt -Oz, as shipped" } else { "not wasm-opt'ed" }
+    );
+    println!(
+        "| session | bytes | ours p50 | ours frames/s | noVNC 1.7 p50 | noVNC frames/s | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for name in ["zrle", "tight", "hextile", "zlib"] {
+        let r = &result[name];
+        assert!(
+            r["novnc_ok"].as_bool() == Some(true),
+            "{name}: noVNC did not connect: {r}"
+        );
+        for who in ["ours_lit", "novnc_lit"] {
+            assert!(
+                r[who].as_u64() > Some(500),
+                "{name}: {who} drew no text: {r}"
+            );
+        }
+        let fps =
+            |who: &str| r["frames"].as_f64().unwrap() * 1000.0 / r[who]["mean"].as_f64().unwrap();
+        println!(
+            "| {name} | {} | {:.2} ms | {:.0} | {:.2} ms | {:.0} | {:.1}x |",
+            r["bytes"],
+            r["ours"]["p50"].as_f64().unwrap(),
+            fps("ours"),
+            r["novnc"]["p50"].as_f64().unwrap(),
+            fps("novnc"),
+            fps("ours") / fps("novnc")
+        );
+    }
+    browser.close().await;
 }
 
 /// A loopback TCP source: each connection gets `total` bytes then EOF, or (`total == 0`) an echo.
@@ -884,6 +1303,7 @@ async fn main() {
         Some("create") => bench_create(&uri).await,
         Some("backup") => bench_backup(&uri).await,
         Some("decode") => bench_decode(),
+        Some("decode-browser") => bench_decode_browser().await,
         Some("relay") => bench_relay().await,
         Some("relay-serve") => {
             let target = args[2].parse().expect("relay-serve ADDR");
@@ -894,8 +1314,9 @@ async fn main() {
         Some("metrics") => bench_metrics().await,
         Some("idle") => bench_idle().await,
         Some("console") => bench_console().await,
+        Some("keys") => bench_keys().await,
         _ => eprintln!(
-            "usage: nuage-bench <list|create|backup|decode|relay|memory|metrics|idle|console> [--uri URI]"
+            "usage: nuage-bench <list|create|backup|decode|decode-browser|relay|memory|metrics|idle|console|keys> [--uri URI]"
         ),
     }
 }
