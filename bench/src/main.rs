@@ -563,53 +563,6 @@ window.__lit = lit;
 return true;
 "#;
 
-/// noVNC given a relay URL (`?url=`), for the benchmarks that run it beside our console.
-const NOVNC_PAGE: &str = r#"<!doctype html><html><body><div id="screen" style="width:800px;height:500px"></div>
-<script type="module">
-import RFB from './core/rfb.js';
-window.novnc = 'connecting';
-const rfb = new RFB(document.getElementById('screen'), new URLSearchParams(location.search).get('url'),
-                    { wsProtocols: ['binary'] });
-rfb.addEventListener('connect', () => { window.novnc = 'connected'; });
-rfb.addEventListener('disconnect', () => { window.novnc = 'disconnected'; });
-</script></body></html>"#;
-
-/// A folder with noVNC (npm, installed by scripts/setup) and `index` as its page, served by
-/// python3's http.server on a free loopback port: the folder, the server and the port.
-fn novnc_site(index: &str) -> (Scratch, std::process::Child, u16) {
-    let novnc = nuage_e2e::target_dir().join("tools/node_modules/@novnc/novnc");
-    assert!(
-        novnc.join("core/rfb.js").exists(),
-        "noVNC is missing: run scripts/setup"
-    );
-    let site = Scratch::new("nuage-novnc-bench-");
-    for d in ["core", "vendor"] {
-        std::os::unix::fs::symlink(novnc.join(d), site.path().join(d)).unwrap();
-    }
-    std::fs::write(site.path().join("index.html"), index).unwrap();
-    let port = nuage_e2e::free_port();
-    let server = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(site.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3's http.server");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(10), "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (site, server, port)
-}
-
 /// Presses `#` on the canvas at `selector` `n` times (erasing it after each) and returns the time
 /// from each key event to the first drawing call that shows the guest's echo of it.
 async fn key_samples(c: &nuage_e2e::fantoccini::Client, selector: &str, n: usize) -> Vec<Duration> {
@@ -689,18 +642,7 @@ async fn bench_keys() {
         .await;
     assert_eq!(status, 201, "{vm}");
     let id = vm["id"].as_str().unwrap().to_owned();
-    let serial = daemon.data_dir().join("vms").join(&id).join("serial.log");
-    let t = Instant::now();
-    while !std::fs::read_to_string(&serial)
-        .unwrap_or_default()
-        .contains("NUAGE-GUEST-READY")
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the guest did not boot"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    daemon.wait_guest_ready(&id, Duration::from_secs(120)).await;
     let browser = nuage_e2e::Browser::start().await;
     let c = &browser.client;
     browser
@@ -726,21 +668,9 @@ async fn bench_keys() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut ours = key_samples(c, "#console-canvas", 40).await;
 
-    let (_, t) = admin
-        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
-        .await;
-    let ws_url = daemon
-        .url(t["url"].as_str().unwrap())
-        .replacen("http", "ws", 1);
-    let (_site, mut server, port) = novnc_site(NOVNC_PAGE);
-    let query: String = ws_url
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    c.goto(&format!("http://127.0.0.1:{port}/index.html?url={query}"))
+    let ws_url = daemon.console_ws_url(&admin, &id).await;
+    let (_site, mut server, port) = nuage_e2e::novnc_site(nuage_e2e::NOVNC_PAGE);
+    c.goto(&nuage_e2e::novnc_page_url(port, &ws_url))
         .await
         .unwrap();
     let t = Instant::now();
@@ -874,7 +804,7 @@ async fn bench_decode_browser() {
         "-p",
         "nuage-decode-wasm",
     ]));
-    let (site, mut server, port) = novnc_site(DECODE_PAGE);
+    let (site, mut server, port) = nuage_e2e::novnc_site(DECODE_PAGE);
     let wasm = target.join("wasm32-unknown-unknown/wasm-release/nuage_decode_wasm.wasm");
     run_cmd(
         Command::new("wasm-bindgen")

@@ -223,17 +223,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         .join("vms")
         .join(&vm_id)
         .join("serial.log");
-    let booting = Instant::now();
-    while !std::fs::read_to_string(&serial)
-        .unwrap_or_default()
-        .contains("NUAGE-GUEST-READY")
-    {
-        assert!(
-            booting.elapsed() < Duration::from_secs(90),
-            "the guest did not boot"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    daemon
+        .wait_guest_ready(&vm_id, Duration::from_secs(90))
+        .await;
     alice.click(Locator::Id("open-console")).await;
     wait_text(&alice, "#console-status", "connected", 30).await;
     // QEMU takes scancodes: what is typed below travels by physical key.

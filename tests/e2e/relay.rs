@@ -44,6 +44,47 @@ async fn connect(daemon: &Daemon, url_path: &str) -> Result<(Ws, Option<String>)
     }
 }
 
+/// Opens a console session on server `id` and runs `client` until the first update that drew
+/// pixels is complete; returns the events and the server's bytes (to keep as a fixture).
+async fn first_frame(
+    daemon: &Daemon,
+    admin: &nuage_e2e::Api,
+    id: &str,
+    client: &mut rfb::Client,
+) -> (Vec<rfb::Event>, Vec<u8>) {
+    let (_, t) = admin
+        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
+        .await;
+    let (mut ws, _) = connect(daemon, t["url"].as_str().unwrap())
+        .await
+        .expect("the relay upgrades");
+    let (mut events, mut recorded) = (Vec::new(), Vec::new());
+    let (mut connected, mut drawn) = (false, false);
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a frame in time");
+        let Some(Ok(Message::Binary(data))) = msg else {
+            panic!("relay closed: {msg:?}")
+        };
+        recorded.extend_from_slice(&data);
+        for ev in client.receive(&data).expect("a valid RFB stream") {
+            connected |= matches!(ev, rfb::Event::Connected { .. });
+            // An update that drew pixels (QEMU's acknowledgements are updates too).
+            drawn |= matches!(ev, rfb::Event::Damage { .. } | rfb::Event::Fill { .. });
+            let done = connected && drawn && ev == rfb::Event::UpdateDone;
+            events.push(ev);
+            if done {
+                return (events, recorded);
+            }
+        }
+        let out = client.take_output();
+        if !out.is_empty() {
+            ws.send(Message::Binary(out.into())).await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
@@ -125,52 +166,13 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     drop(ws);
 
     // The sans-I/O client decodes a whole frame of the booted guest's screen.
-    let serial = daemon.data_dir().join("vms").join(&id).join("serial.log");
-    let booted = std::time::Instant::now();
-    while !std::fs::read_to_string(&serial)
-        .unwrap_or_default()
-        .contains("NUAGE-GUEST-READY")
-    {
-        assert!(
-            booted.elapsed() < Duration::from_secs(90),
-            "the guest did not finish booting"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    daemon.wait_guest_ready(&id, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, t) = admin
-        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
-        .await;
-    let (mut ws, _) = connect(&daemon, t["url"].as_str().unwrap())
-        .await
-        .expect("a session");
     let mut client = rfb::Client::new();
     let started = std::time::Instant::now();
-    let mut bytes = 0usize;
-    let (mut connected, mut framed, mut extended, mut damaged) = (false, false, false, false);
-    while !framed {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("a frame in time");
-        let Some(Ok(Message::Binary(data))) = msg else {
-            panic!("relay closed: {msg:?}")
-        };
-        bytes += data.len();
-        for ev in client.receive(&data).expect("a valid RFB stream") {
-            match ev {
-                rfb::Event::Connected { .. } => connected = true,
-                // An update that drew pixels (QEMU's acknowledgements are updates too).
-                rfb::Event::Damage { .. } => damaged = true,
-                rfb::Event::UpdateDone if connected && damaged => framed = true,
-                rfb::Event::ExtendedKeys => extended = true,
-                _ => {}
-            }
-        }
-        let out = client.take_output();
-        if !out.is_empty() {
-            ws.send(Message::Binary(out.into())).await.unwrap();
-        }
-    }
+    let (events, recorded) = first_frame(&daemon, &admin, &id, &mut client).await;
+    let bytes = recorded.len();
+    let extended = events.contains(&rfb::Event::ExtendedKeys);
     let lit = client
         .framebuffer()
         .chunks_exact(4)
@@ -190,7 +192,6 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
         extended && client.extended_keys(),
         "QEMU acknowledged extended key events (keys go as scancodes)"
     );
-    drop(ws);
 
     // The same screen through each compressed encoding: every decoder draws it alike. The
     // server's bytes are kept (target/rfb-sessions/) as fixtures for the rfb crate's tests.
@@ -203,35 +204,10 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
         ("zlib", rfb::ENC_ZLIB),
         ("tight", rfb::ENC_TIGHT),
     ] {
-        let (_, t) = admin
-            .post(&format!("/api/v1/vms/{id}/console"), json!({}))
-            .await;
-        let (mut ws, _) = connect(&daemon, t["url"].as_str().unwrap())
-            .await
-            .expect("a session");
         // Tight with a JPEG quality: QEMU may send JPEG where it judges the image smooth.
         let mut client =
             rfb::Client::with_encodings(&[enc, rfb::ENC_DESKTOP_SIZE, rfb::ENC_JPEG_QUALITY_0 + 6]);
-        let (mut recorded, mut done) = (Vec::new(), false);
-        while !done {
-            let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-                .await
-                .expect("a frame in time");
-            let Some(Ok(Message::Binary(data))) = msg else {
-                panic!("relay closed: {msg:?}")
-            };
-            recorded.extend_from_slice(&data);
-            for ev in client
-                .receive(&data)
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-            {
-                done |= ev == rfb::Event::UpdateDone;
-            }
-            let out = client.take_output();
-            if !out.is_empty() {
-                ws.send(Message::Binary(out.into())).await.unwrap();
-            }
-        }
+        let (_, recorded) = first_frame(&daemon, &admin, &id, &mut client).await;
         eprintln!("{name}: the first frame took {} bytes", recorded.len());
         std::fs::write(keep.join(format!("qemu-{name}.bin")), &recorded).unwrap();
         frames.push((name, client.framebuffer().to_vec()));
@@ -248,54 +224,10 @@ async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
 
     // noVNC itself (npm @novnc/novnc, installed by scripts/setup) in headless Chromium, given
     // the relay's URL unchanged: the relay speaks what websockify speaks.
-    let novnc = nuage_e2e::target_dir().join("tools/node_modules/@novnc/novnc");
-    assert!(
-        novnc.join("core/rfb.js").exists(),
-        "noVNC is missing: run scripts/setup"
-    );
-    let site = nuage_e2e::Scratch::new("nuage-novnc-");
-    for d in ["core", "vendor"] {
-        std::os::unix::fs::symlink(novnc.join(d), site.path().join(d)).unwrap();
-    }
-    std::fs::write(
-        site.path().join("index.html"),
-        r#"<!doctype html><html><body><div id="screen" style="width:800px;height:500px"></div>
-<script type="module">
-import RFB from './core/rfb.js';
-window.novnc = 'connecting';
-const rfb = new RFB(document.getElementById('screen'), new URLSearchParams(location.search).get('url'),
-                    { wsProtocols: ['binary'] });
-rfb.addEventListener('connect', () => { window.novnc = 'connected'; });
-rfb.addEventListener('disconnect', e => { window.novnc = 'disconnected: ' + e.detail.clean; });
-</script></body></html>"#,
-    )
-    .unwrap();
-    let port = nuage_e2e::free_port();
-    let mut server = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(site.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3's http.server");
-    let (_, t) = admin
-        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
-        .await;
-    let ws_url = daemon
-        .url(t["url"].as_str().unwrap())
-        .replacen("http", "ws", 1);
+    let (_site, mut server, port) = nuage_e2e::novnc_site(nuage_e2e::NOVNC_PAGE);
+    let ws_url = daemon.console_ws_url(&admin, &id).await;
     let browser = nuage_e2e::Browser::start().await;
-    let page = format!(
-        "http://127.0.0.1:{port}/index.html?url={}",
-        js_encode(&ws_url)
-    );
+    let page = nuage_e2e::novnc_page_url(port, &ws_url);
     let start = std::time::Instant::now();
     loop {
         if browser.client.goto(&page).await.is_ok() {
@@ -343,19 +275,8 @@ rfb.addEventListener('disconnect', e => { window.novnc = 'disconnected: ' + e.de
 }
 
 /// Percent-encodes a query value.
-fn js_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// With `--console-listen loopback`, when libvirt cannot hand a socket over (a failpoint here;
-/// remote libvirt connections in life), the daemon relays the guest's VNC on 127.0.0.1.
+/// libvirt over TCP or SSH in life), the daemon relays the guest's VNC on 127.0.0.1.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_relay_falls_back_to_the_loopback_when_no_socket_can_be_handed_over() {
     let env = [
@@ -375,30 +296,11 @@ async fn the_relay_falls_back_to_the_loopback_when_no_socket_can_be_handed_over(
     );
     assert!(!xml.contains("0.0.0.0"), "{xml}");
 
-    let (_, t) = admin
-        .post(&format!("/api/v1/vms/{id}/console"), json!({}))
-        .await;
-    let (mut ws, _) = connect(&daemon, t["url"].as_str().unwrap())
-        .await
-        .expect("the relay upgrades");
     let mut client = rfb::Client::new();
-    let (mut connected, mut frame) = (false, false);
-    while !frame {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("a frame in time");
-        let Some(Ok(Message::Binary(data))) = msg else {
-            panic!("relay closed: {msg:?}")
-        };
-        for ev in client.receive(&data).expect("RFB through the fallback") {
-            connected |= matches!(ev, rfb::Event::Connected { .. });
-            frame |= ev == rfb::Event::UpdateDone;
-        }
-        let out = client.take_output();
-        if !out.is_empty() {
-            ws.send(Message::Binary(out.into())).await.unwrap();
-        }
-    }
+    let (events, _) = first_frame(&daemon, &admin, &id, &mut client).await;
+    let connected = events
+        .iter()
+        .any(|e| matches!(e, rfb::Event::Connected { .. }));
     assert!(connected && client.width() >= 320, "{}", client.width());
     let log = daemon.log_text();
     assert!(

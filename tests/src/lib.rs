@@ -305,6 +305,36 @@ impl Daemon {
         self.scratch.path().join("data")
     }
 
+    /// Waits until server `vm_id`'s guest has booted (the test guest prints its ready marker on
+    /// the serial port, which the daemon logs to a file); panics after `limit`.
+    pub async fn wait_guest_ready(&self, vm_id: &str, limit: Duration) {
+        let serial = self.data_dir().join("vms").join(vm_id).join("serial.log");
+        let t = Instant::now();
+        while !std::fs::read_to_string(&serial)
+            .unwrap_or_default()
+            .contains("NUAGE-GUEST-READY")
+        {
+            assert!(
+                t.elapsed() < limit,
+                "the guest did not boot within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A fresh console ticket for server `vm_id`, as the `ws://` URL a browser opens.
+    pub async fn console_ws_url(&self, api: &Api, vm_id: &str) -> String {
+        let (status, t) = api
+            .post(
+                &format!("/api/v1/vms/{vm_id}/console"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "a console ticket: {t}");
+        self.url(t["url"].as_str().unwrap())
+            .replacen("http", "ws", 1)
+    }
+
     /// What the daemon has logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -927,4 +957,69 @@ pub fn virsh(args: &[&str]) -> String {
         .output()
         .expect("run virsh");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A folder with noVNC (npm, installed by scripts/setup) and `index` as its page, served by
+/// python3's http.server on a free loopback port: the folder, the server and the port.
+pub fn novnc_site(index: &str) -> (Scratch, std::process::Child, u16) {
+    let novnc = target_dir().join("tools/node_modules/@novnc/novnc");
+    assert!(
+        novnc.join("core/rfb.js").exists(),
+        "noVNC is missing: run scripts/setup"
+    );
+    let site = Scratch::new("nuage-novnc-");
+    for d in ["core", "vendor"] {
+        std::os::unix::fs::symlink(novnc.join(d), site.path().join(d)).unwrap();
+    }
+    std::fs::write(site.path().join("index.html"), index).unwrap();
+    let port = free_port();
+    let server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(site.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3's http.server");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "http.server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (site, server, port)
+}
+
+/// noVNC's own page: connects to the relay URL given as `?url=` and says how it went in
+/// `window.novnc` (`connecting`, `connected`, `disconnected: <clean>`).
+pub const NOVNC_PAGE: &str = r#"<!doctype html><html><body><div id="screen" style="width:800px;height:500px"></div>
+<script type="module">
+import RFB from './core/rfb.js';
+window.novnc = 'connecting';
+const rfb = new RFB(document.getElementById('screen'), new URLSearchParams(location.search).get('url'),
+                    { wsProtocols: ['binary'] });
+rfb.addEventListener('connect', () => { window.novnc = 'connected'; });
+rfb.addEventListener('disconnect', e => { window.novnc = 'disconnected: ' + e.detail.clean; });
+</script></body></html>"#;
+
+/// The address of [`NOVNC_PAGE`] on a [`novnc_site`] at `port`, pointed at `ws_url`.
+pub fn novnc_page_url(port: u16, ws_url: &str) -> String {
+    let query: String = ws_url
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("http://127.0.0.1:{port}/index.html?url={query}")
 }
