@@ -651,6 +651,7 @@ async fn bench_keys() {
     c.goto(&daemon.url(&format!("/servers/{id}")))
         .await
         .unwrap();
+    browser.wait_for(Locator::Id("open-console"), 30).await;
     browser.click(Locator::Id("open-console")).await;
     let t = Instant::now();
     loop {
