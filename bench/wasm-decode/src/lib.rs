@@ -27,6 +27,16 @@ impl Session {
         }
     }
 
+    /// Feeds server bytes and draws nothing (to tell decoding from the canvas's work); returns
+    /// the number of events.
+    pub fn decode_only(&mut self, bytes: &[u8]) -> Result<u32, JsValue> {
+        let events = self
+            .client
+            .receive(bytes)
+            .map_err(|e| JsValue::from_str(&e.to_string()))?;
+        Ok(events.len() as u32)
+    }
+
     /// Feeds server bytes and draws what changed; returns the complete updates among them.
     pub fn feed(&mut self, bytes: &[u8], ctx: &CanvasRenderingContext2d) -> Result<u32, JsValue> {
         let events = self
