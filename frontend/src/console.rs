@@ -456,3 +456,74 @@ mod tests {
         assert_eq!(wheel_button(0.0, 0.0), 0);
     }
 }
+
+/// The browser's side of Tight JPEG and of the Cursor pseudo-encoding, in a real browser.
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// What a QEMU server sends for a 16x8 desktop (RFB 3.8, security None, ServerInit).
+    fn hello() -> Vec<u8> {
+        let mut s = b"RFB 003.008\n".to_vec();
+        s.extend_from_slice(&[1, 1, 0, 0, 0, 0]);
+        s.extend_from_slice(&[0, 16, 0, 8]);
+        s.extend_from_slice(&[32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 0, 8, 16, 0, 0, 0]);
+        s.extend_from_slice(&[0, 0, 0, 1, b't']);
+        s
+    }
+
+    /// A JPEG made by the browser: red on the left half, blue on the right.
+    fn jpeg() -> Vec<u8> {
+        let (canvas, ctx) = scratch(16, 8).unwrap();
+        ctx.set_fill_style_str("rgb(255,0,0)");
+        ctx.fill_rect(0.0, 0.0, 8.0, 8.0);
+        ctx.set_fill_style_str("rgb(0,0,255)");
+        ctx.fill_rect(8.0, 0.0, 8.0, 8.0);
+        let url = canvas.to_data_url_with_type("image/jpeg").unwrap();
+        let b64 = url.split_once(',').unwrap().1;
+        let binary = web_sys::window().unwrap().atob(b64).unwrap();
+        binary.chars().map(|c| c as u8).collect()
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_tight_jpeg_rectangle_is_decoded_by_the_browser_and_painted() {
+        let jpeg = jpeg();
+        let mut update = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 16, 0, 8, 0, 0, 0, 7, 0x90];
+        let len = jpeg.len();
+        assert!(len < 1 << 14, "a 2-byte compact length");
+        update.extend_from_slice(&[(len & 0x7f) as u8 | 0x80, (len >> 7) as u8]);
+        update.extend_from_slice(&jpeg);
+
+        let mut client = rfb::Client::new();
+        client.hand_off_jpeg();
+        client.receive(&hello()).unwrap();
+        let events = client.receive(&update).unwrap();
+        let Some(rfb::Event::Jpeg { data, .. }) = events.last() else {
+            panic!("{events:?}")
+        };
+        let pixels = browser_jpeg(16, 8, data).await.unwrap();
+        let events = client.jpeg_decoded(&pixels).unwrap();
+        assert!(events.contains(&rfb::Event::UpdateDone), "{events:?}");
+        let at = |x: usize| {
+            let i = (4 * 16 + x) * 4;
+            client.framebuffer()[i..i + 3].to_vec()
+        };
+        let (left, right) = (at(2), at(13));
+        assert!(left[0] > 200 && left[2] < 60, "red on the left: {left:?}");
+        assert!(
+            right[2] > 200 && right[0] < 60,
+            "blue on the right: {right:?}"
+        );
+        // An image of another size than its rectangle is refused.
+        assert!(browser_jpeg(8, 8, data).await.is_err());
+    }
+
+    #[wasm_bindgen_test]
+    fn the_pointer_image_becomes_a_css_cursor() {
+        let rgba = [255u8, 0, 0, 255].repeat(4);
+        let url = cursor_css(2, 2, &rgba).unwrap();
+        assert!(url.starts_with("data:image/png;base64,"), "{url}");
+        assert_eq!(cursor_css(0, 0, &[]), None, "a hidden pointer");
+    }
+}
