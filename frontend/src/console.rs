@@ -39,11 +39,6 @@ impl Live {
             let _ = self.ws.send_with_u8_array(&out);
         }
     }
-
-    /// Copies one rectangle of the framebuffer to the canvas.
-    fn draw(&self, x: u16, y: u16, w: u16, h: u16) {
-        paint(&self.client, &self.ctx, &[rfb::Paint::Copy((x, y, w, h))]);
-    }
 }
 
 /// The connection slot, shared by the socket's callbacks and the page's handlers. Dropping the
@@ -96,7 +91,11 @@ impl Live {
                 | rfb::Event::Resized { width, height } => {
                     self.canvas.set_width(width.into());
                     self.canvas.set_height(height.into());
-                    self.draw(0, 0, width, height);
+                    paint(
+                        &self.client,
+                        &self.ctx,
+                        &[rfb::Paint::Copy((0, 0, width, height))],
+                    );
                     ui.status.set(format!("connected ({width}×{height})"));
                 }
                 rfb::Event::Damage { .. } | rfb::Event::Fill { .. } => self.dirty.add(&ev),
@@ -320,18 +319,21 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
             }
         }
     };
+    // Where on the guest's screen the mouse is: the canvas may be scaled to fit.
+    let at = move |ev: &web_sys::MouseEvent| -> Option<(u16, u16)> {
+        let canvas = canvas_ref.get_untracked()?;
+        let (cw, ch) = (
+            canvas.client_width().max(1) as f64,
+            canvas.client_height().max(1) as f64,
+        );
+        let x = (ev.offset_x().max(0) as f64 * canvas.width() as f64 / cw) as u16;
+        let y = (ev.offset_y().max(0) as f64 * canvas.height() as f64 / ch) as u16;
+        Some((x, y))
+    };
     let pointer = {
         let with_live = with_live.clone();
         move |ev: web_sys::MouseEvent| {
-            let Some(canvas) = canvas_ref.get_untracked() else {
-                return;
-            };
-            let (cw, ch) = (
-                canvas.client_width().max(1) as f64,
-                canvas.client_height().max(1) as f64,
-            );
-            let x = (ev.offset_x().max(0) as f64 * canvas.width() as f64 / cw) as u16;
-            let y = (ev.offset_y().max(0) as f64 * canvas.height() as f64 / ch) as u16;
+            let Some((x, y)) = at(&ev) else { return };
             with_live(&mut |l| l.client.pointer(x, y, rfb_buttons(ev.buttons())));
         }
     };
@@ -339,16 +341,8 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
     let wheel = {
         let with_live = with_live.clone();
         move |ev: web_sys::WheelEvent| {
-            let Some(canvas) = canvas_ref.get_untracked() else {
-                return;
-            };
+            let Some((x, y)) = at(&ev) else { return };
             ev.prevent_default();
-            let (cw, ch) = (
-                canvas.client_width().max(1) as f64,
-                canvas.client_height().max(1) as f64,
-            );
-            let x = (ev.offset_x().max(0) as f64 * canvas.width() as f64 / cw) as u16;
-            let y = (ev.offset_y().max(0) as f64 * canvas.height() as f64 / ch) as u16;
             let held = rfb_buttons(ev.buttons());
             let step = wheel_button(ev.delta_x(), ev.delta_y());
             with_live(&mut |l| {

@@ -433,7 +433,11 @@ impl Client {
                 rgba.len()
             )));
         }
-        self.blit_raw(x, y, w, rgba);
+        decode::Canvas {
+            pixels: &mut self.pixels,
+            width: self.width as usize,
+        }
+        .rgbx_rows(x as usize, y as usize, w as usize, rgba);
         let mut events = vec![Event::Damage {
             x,
             y,
@@ -834,6 +838,8 @@ impl Client {
                     )));
                 }
                 let (xu, yu, wu, hu) = (x as usize, y as usize, w as usize, h as usize);
+                // Tight's solid fills are told apart, so that a view can fill natively.
+                let mut fill = None;
                 let mut canvas = decode::Canvas {
                     pixels: &mut self.pixels,
                     width: self.width as usize,
@@ -877,20 +883,7 @@ impl Client {
                         return Ok(Some(r.pos + parsed.used));
                     }
                     r.pos += parsed.used;
-                    if let Some(rgb) = parsed.fill {
-                        events.push(Event::Fill {
-                            x,
-                            y,
-                            width: w,
-                            height: h,
-                            rgb,
-                        });
-                        if left == 0 {
-                            events.push(Event::UpdateDone);
-                        }
-                        self.state = State::Running { rects_left: left };
-                        return Ok(Some(r.pos));
-                    }
+                    fill = parsed.fill;
                 } else if enc == ENC_HEXTILE {
                     let rest = &r.buf[r.pos..];
                     let Some(used) = decode::hextile(&mut canvas, xu, yu, wu, hu, rest)? else {
@@ -901,7 +894,7 @@ impl Client {
                     let Some(data) = r.take(w as usize * h as usize * 4) else {
                         return Ok(None);
                     };
-                    self.blit_raw(x, y, w, data);
+                    canvas.rgbx_rows(xu, yu, wu, data);
                 } else {
                     let (Some(sx), Some(sy)) = (r.u16(), r.u16()) else {
                         return Ok(None);
@@ -915,13 +908,21 @@ impl Client {
                     }
                     self.copy_rect(sx, sy, x, y, w, h);
                 }
-                if w > 0 && h > 0 {
-                    events.push(Event::Damage {
+                match fill {
+                    Some(rgb) => events.push(Event::Fill {
                         x,
                         y,
                         width: w,
                         height: h,
-                    });
+                        rgb,
+                    }),
+                    None if w > 0 && h > 0 => events.push(Event::Damage {
+                        x,
+                        y,
+                        width: w,
+                        height: h,
+                    }),
+                    None => {}
                 }
             }
             other => {
@@ -935,21 +936,6 @@ impl Client {
         }
         self.state = State::Running { rects_left: left };
         Ok(Some(r.pos))
-    }
-
-    fn blit_raw(&mut self, x: u16, y: u16, w: u16, data: &[u8]) {
-        if w == 0 {
-            return;
-        }
-        let stride = self.width as usize * 4;
-        for (row, src) in data.chunks_exact(w as usize * 4).enumerate() {
-            let start = (y as usize + row) * stride + x as usize * 4;
-            let dst = &mut self.pixels[start..start + src.len()];
-            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-                d[..3].copy_from_slice(&s[..3]);
-                d[3] = 255;
-            }
-        }
     }
 
     fn copy_rect(&mut self, sx: u16, sy: u16, x: u16, y: u16, w: u16, h: u16) {
