@@ -945,7 +945,7 @@ async fn our_relay(target: std::net::SocketAddr) -> String {
             up.protocols(["binary"]).on_upgrade(move |ws| async move {
                 let tcp = tokio::net::TcpStream::connect(target).await.unwrap();
                 tcp.set_nodelay(true).unwrap();
-                nuage_daemon::http::pump(ws, tcp).await;
+                nuage_daemon::http::pump(ws, tcp, std::future::pending()).await;
             })
         }),
     );

@@ -33,6 +33,9 @@ pub enum ArchiveError {
     Invalid(String),
     #[error("cancelled")]
     Cancelled,
+    /// The disk would not fit on this host's disk (for the user).
+    #[error("{0}")]
+    NoRoom(String),
     #[error("{what}")]
     Io {
         what: &'static str,
@@ -255,12 +258,14 @@ fn invalid(why: impl Into<String>) -> ArchiveError {
 
 /// Reads an archive from `input` (`total` bytes when known, for progress), unpacking the disk
 /// into `dir` (whose files the caller removes on error). Every checksum is verified before this
-/// returns `Ok`; the disk may decompress to at most `max_disk_bytes`.
+/// returns `Ok`. `max_disk_bytes` is given the description (the first member) and says how large
+/// the disk may decompress to (from the size the description states), or refuses: the disk
+/// stops there, whatever its compressed stream claims.
 pub fn read(
     input: impl Read,
     total: u64,
     dir: &Path,
-    max_disk_bytes: u64,
+    max_disk_bytes: &dyn Fn(&[u8]) -> Result<u64, ArchiveError>,
     progress: &Progress<'_>,
 ) -> Result<Unpacked, ArchiveError> {
     let counting = Counting {
@@ -297,12 +302,13 @@ pub fn read(
                 description = Some((v, sum));
             }
             DISK if description.is_some() && disk.is_none() => {
+                let max = max_disk_bytes(description.as_ref().map_or(&[][..], |d| &d.0))?;
                 let path = dir.join("disk.qcow2");
                 let file = File::create(&path).map_err(io_err("create the disk"))?;
                 let mut hash = Sha256::new();
                 let mut dec = zstd::stream::write::Decoder::new(Capped {
                     inner: BufWriter::with_capacity(CHUNK, file),
-                    left: max_disk_bytes,
+                    left: max,
                 })
                 .map_err(io_err("start decompressing"))?;
                 let mut buf = vec![0; CHUNK];
@@ -417,7 +423,7 @@ mod tests {
             cancel: &cancel,
             report: &report,
         };
-        read(bytes, bytes.len() as u64, dir, 1 << 30, &p)
+        read(bytes, bytes.len() as u64, dir, &|_| Ok(1 << 30), &p)
     }
 
     #[test]
@@ -499,5 +505,40 @@ mod tests {
         };
         let r = write(&dir.path().join("a.tar"), b"{}", &disk, &p);
         assert!(matches!(r, Err(ArchiveError::Cancelled)));
+    }
+
+    #[test]
+    fn a_disk_larger_than_its_description_allows_stops_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, content) = make(dir.path());
+        let bytes = std::fs::read(&out).unwrap();
+        let (cancel, report) = quiet();
+        let p = Progress {
+            cancel: &cancel,
+            report: &report,
+        };
+        let into = tempfile::tempdir().unwrap();
+        let small = content.len() as u64 / 2;
+        let seen = std::sync::Mutex::new(Vec::new());
+        let limit = |desc: &[u8]| {
+            seen.lock().unwrap().extend_from_slice(desc);
+            Ok(small)
+        };
+        let err = read(&bytes[..], 0, into.path(), &limit, &p).unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::Invalid(m) if m.contains("larger than its description")),
+            "{err:?}"
+        );
+        assert_eq!(&*seen.lock().unwrap(), br#"{"name":"web"}"#);
+        let written = std::fs::metadata(into.path().join("disk.qcow2"))
+            .unwrap()
+            .len();
+        assert!(written <= small, "{written} > {small}");
+        // The caller may refuse from the description alone (e.g. no room for the disk).
+        let no_room = |_: &[u8]| Err(ArchiveError::Invalid("no room".into()));
+        assert!(matches!(
+            read(&bytes[..], 0, into.path(), &no_room, &p),
+            Err(ArchiveError::Invalid(m)) if m == "no room"
+        ));
     }
 }

@@ -72,27 +72,173 @@ fn qemu_img(what: &'static str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, St
     }
 }
 
-/// Reads and validates an image that a user wants imported: a qcow2 or raw image standing on its
-/// own. A qcow2 that names a backing file or an external data file is refused: it would make the
-/// daemon read a file of the image author's choosing.
-pub fn inspect_image(path: &Path) -> Result<ImageInfo, StorageError> {
-    let meta = std::fs::metadata(path).map_err(io(path))?;
-    if !meta.is_file() {
-        return Err(StorageError::Rejected(
-            "The path is not a regular file.".into(),
-        ));
+/// The formats we can tell by their first bytes. Anything else is a raw disk.
+fn sniff_format(head: &[u8]) -> &'static str {
+    let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
+    if at(0, b"QFI\xfb") {
+        match head.get(4..8) {
+            Some([0, 0, 0, 2 | 3]) => "qcow2",
+            _ => "qcow",
+        }
+    } else if at(0, b"KDMV") || at(0, b"COWD") || at(0, b"# Disk DescriptorFile") {
+        "vmdk"
+    } else if at(0, b"QED\0") {
+        "qed"
+    } else if at(0, b"conectix") {
+        "vpc"
+    } else if at(0, b"vhdxfile") {
+        "vhdx"
+    } else if at(64, &[0x7f, 0x10, 0xda, 0xbe]) {
+        "vdi"
+    } else if at(0, b"LUKS\xba\xbe") {
+        "luks"
+    } else if at(0, b"WithoutFreeSpace") || at(0, b"WithouFreSpacExt") {
+        "parallels"
+    } else if at(0, b"Bochs Virtual HD Image") {
+        "bochs"
+    } else {
+        "raw"
     }
-    let stdout = qemu_img(
-        "info",
-        &["info".as_ref(), "--output=json".as_ref(), path.as_os_str()],
-    )
-    .map_err(|_| {
-        StorageError::Rejected("The file is not a disk image qemu-img can read.".into())
-    })?;
-    let info: QemuImgInfo = serde_json::from_slice(&stdout).map_err(|_| {
-        StorageError::Rejected("The file is not a disk image qemu-img can read.".into())
-    })?;
-    let format = match info.format.as_str() {
+}
+
+/// Reads a qcow2 header and refuses every feature that makes QEMU (or `qemu-img`, run by the
+/// daemon as root) open or write another file, or that we cannot vouch for: a backing file, an
+/// external data file, encryption, unknown incompatible features, a corrupt image. This reads
+/// the bytes themselves, so it holds whatever `qemu-img info` prints in whichever version.
+fn check_qcow2_header(file: &mut std::fs::File) -> Result<(), StorageError> {
+    use std::io::{Seek, SeekFrom};
+    let refuse = |why: &str| Err(StorageError::Rejected(why.to_owned()));
+    let mut h = [0u8; 104];
+    file.seek(SeekFrom::Start(0))
+        .map_err(|source| StorageError::Io {
+            path: "image".into(),
+            source,
+        })?;
+    let n = read_full(file, &mut h)?;
+    let be32 = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let be64 = |o: usize| (u64::from(be32(o)) << 32) | u64::from(be32(o + 4));
+    if n < 72 {
+        return refuse("The qcow2 header is cut short.");
+    }
+    let version = be32(4);
+    if be64(8) != 0 || be32(16) != 0 {
+        return refuse("The image depends on a backing file; flatten it first (qemu-img convert).");
+    }
+    if be32(32) != 0 {
+        return refuse("Encrypted images are not accepted; decrypt it first (qemu-img convert).");
+    }
+    let (ext_start, header_len) = if version >= 3 {
+        if n < 104 {
+            return refuse("The qcow2 header is cut short.");
+        }
+        let incompatible = be64(72);
+        // Bit 0 dirty (a refcount repair), 3 compression type, 4 extended L2: QEMU handles
+        // those within the file. Bit 1 corrupt, bit 2 external data file, and any bit we do
+        // not know are refused.
+        if incompatible & (1 << 2) != 0 || be64(88) & (1 << 1) != 0 {
+            return refuse(
+                "The image keeps its data in another file (an external data file); \
+                 convert it to a standalone qcow2 first.",
+            );
+        }
+        if incompatible & (1 << 1) != 0 {
+            return refuse("The image is marked corrupt; repair it with qemu-img check -r all.");
+        }
+        if incompatible & !0b11001 != 0 {
+            return refuse("The image uses qcow2 features this host does not accept.");
+        }
+        let len = be32(100);
+        (u64::from(len), len)
+    } else {
+        (72, 72)
+    };
+    if header_len < 72 || header_len > 4096 {
+        return refuse("The qcow2 header is not valid.");
+    }
+    // Header extensions: a data file name, an encryption header or a backing format are refused
+    // even when the header fields above look innocent.
+    file.seek(SeekFrom::Start(ext_start))
+        .map_err(|source| StorageError::Io {
+            path: "image".into(),
+            source,
+        })?;
+    let mut offset = ext_start;
+    for _ in 0..64 {
+        let mut ext = [0u8; 8];
+        if read_full(file, &mut ext)? < 8 {
+            break;
+        }
+        let kind = u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]);
+        let len = u32::from_be_bytes([ext[4], ext[5], ext[6], ext[7]]);
+        match kind {
+            0 => return Ok(()),
+            0x4441_5441 => {
+                return refuse(
+                    "The image keeps its data in another file (an external data file); \
+                     convert it to a standalone qcow2 first.",
+                )
+            }
+            0x0537_be77 => return refuse("Encrypted images are not accepted."),
+            0xe279_2aca => return refuse("The image depends on a backing file; flatten it first."),
+            _ => {}
+        }
+        let padded = u64::from(len).div_ceil(8) * 8;
+        offset += 8 + padded;
+        if offset > 1 << 20 {
+            return refuse("The qcow2 header extensions are not valid.");
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|source| StorageError::Io {
+                path: "image".into(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> Result<usize, StorageError> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(StorageError::Io {
+                    path: "image".into(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Reads and validates an image that a user wants imported (or that an archive carries): a qcow2
+/// or raw image standing on its own. The format is read from the file's first bytes and then
+/// named to `qemu-img` (`-f`), never probed by it. A qcow2 that names a backing file, keeps its
+/// data in an external data file, is encrypted, or has any child node but its own file is
+/// refused: it would make the daemon, and the guest, read or write a file of the image author's
+/// choosing. Call it on a file only the daemon can change (a copy in its store).
+pub fn inspect_image(path: &Path) -> Result<ImageInfo, StorageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_a_file = || StorageError::Rejected("The path is not a regular file.".into());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_a_file(),
+            _ => io(path)(e),
+        })?;
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(not_a_file());
+    }
+    let mut head = [0u8; 512];
+    let n = read_full(&mut file, &mut head)?;
+    let format = match sniff_format(&head[..n]) {
         "qcow2" => "qcow2",
         "raw" => "raw",
         other => {
@@ -101,16 +247,54 @@ pub fn inspect_image(path: &Path) -> Result<ImageInfo, StorageError> {
             )))
         }
     };
-    if info.backing_filename.is_some() || info.data_file.is_some() {
+    if format == "qcow2" {
+        check_qcow2_header(&mut file)?;
+    }
+    let unreadable =
+        || StorageError::Rejected("The file is not a disk image qemu-img can read.".into());
+    let stdout = qemu_img(
+        "info",
+        &[
+            "info".as_ref(),
+            "-f".as_ref(),
+            format.as_ref(),
+            "--output=json".as_ref(),
+            path.as_os_str(),
+        ],
+    )
+    .map_err(|_| unreadable())?;
+    let info: QemuImgInfo = serde_json::from_slice(&stdout).map_err(|_| unreadable())?;
+    let raw: serde_json::Value = serde_json::from_slice(&stdout).map_err(|_| unreadable())?;
+    let data_file = raw
+        .pointer("/format-specific/data/data-file")
+        .is_some_and(|v| !v.is_null());
+    // QEMU 8 and later list an image's child nodes: only its own `file` may be there.
+    let foreign_child = raw["children"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|child| child["name"] != "file"));
+    if info.format != format {
+        return Err(unreadable());
+    }
+    if info.backing_filename.is_some()
+        || raw.get("full-backing-filename").is_some()
+        || info.data_file.is_some()
+        || data_file
+        || foreign_child
+    {
         return Err(StorageError::Rejected(
             "The image depends on another file (a backing or data file); flatten it first.".into(),
+        ));
+    }
+    if raw["encrypted"] == true {
+        return Err(StorageError::Rejected(
+            "Encrypted images are not accepted; decrypt it first (qemu-img convert).".into(),
         ));
     }
     if info.virtual_size == 0 {
         return Err(StorageError::Rejected("The image is empty.".into()));
     }
-    // qemu-img reads any file as "raw"; a disk is at least a whole number of sectors.
-    // (qemu-img rounds a raw file's size up to whole sectors: look at the file itself.)
+    // A disk is a whole number of sectors (qemu-img rounds a raw file's size up to whole
+    // sectors: look at the file itself).
     if format == "raw" && meta.len() % 512 != 0 {
         return Err(StorageError::Rejected(
             "The file is not a disk image (a raw image is a whole number of 512-byte sectors)."
@@ -124,23 +308,69 @@ pub fn inspect_image(path: &Path) -> Result<ImageInfo, StorageError> {
     })
 }
 
-/// Copies an image into the daemon's store, keeping holes (sparse) where the file system allows.
-pub fn copy_image(from: &Path, to: &Path) -> Result<(), StorageError> {
-    let out = Command::new("cp")
-        .arg("--sparse=always")
-        .arg("--")
-        .arg(from)
-        .arg(to)
-        .output()
-        .map_err(io(to))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_file(to);
-        return Err(StorageError::Io {
-            path: to.display().to_string(),
-            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
-        });
+/// Opens a file for import without following a symbolic link at its last component, and checks
+/// that what was opened is a regular file at `expected` (so a path swapped after it was checked
+/// is refused). The caller copies from this descriptor, not from the path.
+pub fn open_for_import(expected: &Path) -> Result<std::fs::File, StorageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refused = || StorageError::Rejected("The path is not a regular file.".into());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(expected)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused(),
+            _ => io(expected)(e),
+        })?;
+    if !file.metadata().map_err(io(expected))?.is_file() {
+        return Err(refused());
     }
-    Ok(())
+    // What the descriptor really is, whatever happened to the path's directories meanwhile.
+    use std::os::fd::AsRawFd;
+    let real =
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io(expected))?;
+    if real != expected {
+        return Err(StorageError::Rejected(
+            "The file changed while it was imported.".into(),
+        ));
+    }
+    Ok(file)
+}
+
+/// Copies an open file into a new file `to` of `mode` (never an existing one), leaving holes
+/// where the source has whole zero blocks.
+pub fn copy_sparse(from: &mut std::fs::File, to: &Path, mode: u32) -> Result<(), StorageError> {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(to)
+        .map_err(io(to))?;
+    let copied = (|| -> Result<(), StorageError> {
+        from.seek(SeekFrom::Start(0)).map_err(io(to))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = read_full(from, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().all(|&b| b == 0) {
+                out.seek(SeekFrom::Current(n as i64)).map_err(io(to))?;
+            } else {
+                out.write_all(&buf[..n]).map_err(io(to))?;
+            }
+            total += n as u64;
+        }
+        out.set_len(total).map_err(io(to))?;
+        out.sync_all().map_err(io(to))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied
 }
 
 /// Creates `disk` as a qcow2 linked clone of `base` (which stays read-only and shared), sized
@@ -179,7 +409,7 @@ pub fn flatten(
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<(), StorageError> {
     let mut child = Command::new("qemu-img")
-        .args(["convert", "-q", "-O", "qcow2"])
+        .args(["convert", "-q", "-f", "qcow2", "-O", "qcow2"])
         .arg(disk)
         .arg(out)
         .stdout(std::process::Stdio::null())
@@ -219,6 +449,8 @@ pub fn grow(disk: &Path, size_gib: u64) -> Result<(), StorageError> {
         &[
             "resize".as_ref(),
             "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
             disk.as_os_str(),
             size.as_ref(),
         ],
@@ -418,5 +650,101 @@ mod tests {
         let info: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(info["virtual-size"], 3u64 << 30);
         assert_eq!(info["backing-filename"], base.to_str().unwrap());
+    }
+
+    fn qemu_img_create(args: &[&str]) {
+        let args: Vec<&std::ffi::OsStr> = std::iter::once("create".as_ref())
+            .chain(args.iter().map(|a| a.as_ref()))
+            .collect();
+        qemu_img("create", &args).unwrap();
+    }
+
+    /// A qcow2 whose data lives in another file (`data_file`) would make nuaged's `qemu-img
+    /// resize` extend that file and hand it to the guest read-write as its disk.
+    #[test]
+    fn images_that_reach_another_file_are_refused_and_the_file_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = dir.path().join("canary");
+        let evil = dir.path().join("evil.qcow2");
+        // qemu-img makes the data file; the canary's content is written after it.
+        qemu_img_create(&[
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            &format!("data_file={},data_file_raw=on", canary.display()),
+            evil.to_str().unwrap(),
+            "1M",
+        ]);
+        std::fs::write(&canary, b"host secret").unwrap();
+        let err = inspect_image(&evil).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Rejected(m) if m.contains("data file")),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read(&canary).unwrap(), b"host secret");
+
+        // An encrypted image and a symbolic link are refused too.
+        let secret = dir.path().join("secret.qcow2");
+        qemu_img_create(&[
+            "-q",
+            "--object",
+            "secret,id=s0,data=password",
+            "-f",
+            "qcow2",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0",
+            secret.to_str().unwrap(),
+            "1M",
+        ]);
+        assert!(
+            matches!(inspect_image(&secret), Err(StorageError::Rejected(m)) if m.contains("ncrypted"))
+        );
+        let link = dir.path().join("link.raw");
+        std::fs::write(dir.path().join("target.raw"), vec![0u8; 4096]).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("target.raw"), &link).unwrap();
+        assert!(matches!(
+            inspect_image(&link),
+            Err(StorageError::Rejected(_))
+        ));
+        assert!(matches!(
+            open_for_import(&link),
+            Err(StorageError::Rejected(_))
+        ));
+        // A qcow2 header bit flipped to "external data file" by hand is seen without qemu-img.
+        let plain = dir.path().join("plain.qcow2");
+        qemu_img_create(&["-q", "-f", "qcow2", plain.to_str().unwrap(), "1M"]);
+        let mut bytes = std::fs::read(&plain).unwrap();
+        bytes[79] |= 1 << 2;
+        std::fs::write(&plain, &bytes).unwrap();
+        assert!(
+            matches!(inspect_image(&plain), Err(StorageError::Rejected(m)) if m.contains("data file"))
+        );
+    }
+
+    #[test]
+    fn a_sparse_copy_keeps_the_content_and_the_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.raw");
+        let mut data = vec![0u8; 8 << 20];
+        data[3 << 20] = 7;
+        data[(8 << 20) - 1] = 9;
+        std::fs::write(&src, &data).unwrap();
+        let out = dir.path().join("out.raw");
+        let mut f = open_for_import(&src).unwrap();
+        copy_sparse(&mut f, &out, 0o600).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&out).unwrap();
+        assert!(
+            meta.blocks() * 512 < 4 << 20,
+            "holes kept: {}",
+            meta.blocks()
+        );
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert!(
+            copy_sparse(&mut f, &out, 0o600).is_err(),
+            "never over an existing file"
+        );
     }
 }

@@ -37,15 +37,26 @@ pub fn apply(vms: &mut Vec<Vm>, ev: &Event) -> Applied {
     Applied::Updated
 }
 
-/// An open events socket; closing it (or dropping it) stops the updates.
+/// An events socket (opened once its ticket arrives); dropping it stops the updates.
 pub struct EventStream {
-    socket: web_sys::WebSocket,
-    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    state: std::rc::Rc<std::cell::RefCell<Socket>>,
+}
+
+enum Socket {
+    /// Waiting for the ticket.
+    Pending,
+    Open(
+        web_sys::WebSocket,
+        Closure<dyn FnMut(web_sys::MessageEvent)>,
+    ),
+    /// Dropped before the ticket arrived: open nothing.
+    Dropped,
 }
 
 impl EventStream {
-    /// Opens the socket for `token`; `on_event` receives each message the console understands.
-    pub fn open(token: &str, mut on_event: impl FnMut(Event) + 'static) -> Option<EventStream> {
+    /// Asks for a single-use events ticket with `token` (a login token never goes in a URL),
+    /// then opens the socket; `on_event` receives each message the console understands.
+    pub fn open(token: &str, on_event: impl FnMut(Event) + 'static) -> Option<EventStream> {
         let location = web_sys::window()?.location();
         let scheme = if location.protocol().ok()? == "https:" {
             "wss"
@@ -53,32 +64,47 @@ impl EventStream {
             "ws"
         };
         let host = location.host().ok()?;
-        // Browsers cannot set headers on a WebSocket: the token travels as a query parameter.
-        let url = format!(
-            "{scheme}://{host}{}/events?token={token}",
-            nuage_shared::API_BASE
-        );
-        let socket = web_sys::WebSocket::new(&url).ok()?;
-        let on_message =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |msg: web_sys::MessageEvent| {
-                if let Some(text) = msg.data().as_string() {
-                    if let Ok(ev) = serde_json::from_str::<Event>(&text) {
-                        on_event(ev);
+        let state = std::rc::Rc::new(std::cell::RefCell::new(Socket::Pending));
+        let (token, pending) = (token.to_owned(), state.clone());
+        leptos::task::spawn_local(async move {
+            let Ok(text) = crate::api::call(&token, "POST", "/events/ticket", None).await else {
+                return;
+            };
+            let Ok(ticket) = serde_json::from_str::<nuage_shared::ConsoleTicket>(&text) else {
+                return;
+            };
+            if !matches!(*pending.borrow(), Socket::Pending) {
+                return;
+            }
+            let Ok(socket) = web_sys::WebSocket::new(&format!("{scheme}://{host}{}", ticket.url))
+            else {
+                return;
+            };
+            let mut on_event = on_event;
+            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |msg: web_sys::MessageEvent| {
+                    if let Some(text) = msg.data().as_string() {
+                        if let Ok(ev) = serde_json::from_str::<Event>(&text) {
+                            on_event(ev);
+                        }
                     }
-                }
-            });
-        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Some(EventStream {
-            socket,
-            _on_message: on_message,
-        })
+                },
+            );
+            socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            *pending.borrow_mut() = Socket::Open(socket, on_message);
+        });
+        Some(EventStream { state })
     }
 }
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.socket.set_onmessage(None);
-        let _ = self.socket.close();
+        if let Socket::Open(socket, _) =
+            std::mem::replace(&mut *self.state.borrow_mut(), Socket::Dropped)
+        {
+            socket.set_onmessage(None);
+            let _ = socket.close();
+        }
     }
 }
 

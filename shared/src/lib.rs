@@ -94,6 +94,10 @@ pub struct HostInfo {
     pub accel: Accel,
     /// Why that acceleration was chosen (e.g. why KVM was ruled out), for the operator.
     pub accel_reason: String,
+    /// Problems of the host's setup that make the daemon slow or fragile, each with its fix
+    /// (e.g. a `/dev/kvm` that QEMU's user cannot open). Empty when all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Logical CPUs of the host.
     pub cpus: u32,
     pub memory_mib: u64,

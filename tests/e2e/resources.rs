@@ -29,10 +29,18 @@ fn leases(network: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Prometheus text from loopback, without a token.
-async fn scrape(daemon: &Daemon) -> prometheus_parse::Scrape {
-    let resp = reqwest::get(daemon.url("/metrics")).await.unwrap();
-    assert_eq!(resp.status(), 200, "loopback may scrape without a token");
+/// Prometheus text, scraped with the admin's token. Without one it is refused even from
+/// loopback (a reverse proxy on the host makes every client look like loopback).
+async fn scrape(daemon: &Daemon, admin_token: &str) -> prometheus_parse::Scrape {
+    let anonymous = reqwest::get(daemon.url("/metrics")).await.unwrap();
+    assert_eq!(anonymous.status(), 401, "loopback is no credential");
+    let resp = reqwest::Client::new()
+        .get(daemon.url("/metrics"))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .expect("the Prometheus text parses")
@@ -129,7 +137,8 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
     );
 
     // CPU time rises while the guest boots (TCG works hard), seen in the API and in Prometheus.
-    let first = scrape(&daemon).await;
+    let admin_token = daemon.admin_token().await;
+    let first = scrape(&daemon, &admin_token).await;
     let start = Instant::now();
     let mut busy = false;
     while start.elapsed() < Duration::from_secs(30) {
@@ -146,8 +155,15 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
         }
     }
     assert!(busy, "no sample showed the booting guest using CPU");
-    let later = scrape(&daemon).await;
-    let (a, b) = (cpu_seconds(&first, &id), cpu_seconds(&later, &id));
+    // Prometheus shows the sampler's latest sample: wait for a sample taken after the first
+    // scrape (two scrapes inside one sampling interval show the same figure).
+    let a = cpu_seconds(&first, &id);
+    let mut b = a;
+    let start = Instant::now();
+    while b <= a && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b = cpu_seconds(&scrape(&daemon, &admin_token).await, &id);
+    }
     assert!(
         matches!((a, b), (Some(a), Some(b)) if b > a),
         "CPU seconds did not rise: {a:?} then {b:?}"

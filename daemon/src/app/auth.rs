@@ -25,8 +25,11 @@ pub struct Actor {
     pub user_id: String,
     pub username: String,
     pub role: Role,
-    /// The session this request came through (what logout revokes).
+    /// The session this request came through (what logout revokes): a login's `jti`, or
+    /// `token:<id>` for an API token.
     pub session: String,
+    /// When that credential expires (Unix seconds); `None` for an API token without expiry.
+    pub expires: Option<i64>,
 }
 
 impl Actor {
@@ -102,6 +105,44 @@ fn decoy_hash() -> &'static str {
 
 const BAD_LOGIN: &str = "The username or password is incorrect.";
 
+/// Password checks running or waiting: one per CPU at once, and a short queue behind them.
+pub struct PasswordChecks {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        PasswordChecks {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cpus)),
+            waiting: Default::default(),
+            max_waiting: 8 * cpus,
+        }
+    }
+}
+
+/// A place in the password checks' queue (given back when dropped).
+pub struct InQueue<'a>(&'a PasswordChecks);
+
+impl PasswordChecks {
+    fn enter(&self) -> Option<InQueue<'_>> {
+        use std::sync::atomic::Ordering;
+        let before = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queue = InQueue(self);
+        (before < self.max_waiting).then_some(queue)
+    }
+}
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl App {
     /// `POST /auth/login`, rate-limited per username and per client address, and audited.
     pub async fn login(
@@ -123,6 +164,7 @@ impl App {
             username: r.user.username.clone(),
             role: r.user.role,
             session: String::new(),
+            expires: None,
         });
         self.record_audit(AuditRecord {
             actor,
@@ -147,17 +189,24 @@ impl App {
         if req.username.len() > 256 || req.password.len() > 1024 {
             return Err(AppError::Unauthenticated(BAD_LOGIN));
         }
-        let client_key = client.map(|c| c.to_string());
-        let now = std::time::Instant::now();
-        if let Some(wait) = self
+        // The attempt is reserved before the password is checked (`ratelimit.rs`).
+        let attempt = self
             .logins
-            .blocked(&req.username, client_key.as_deref(), now)
-        {
-            return Err(AppError::RateLimited(format!(
-                "Too many failed sign-ins; try again in {} minute(s).",
-                wait.as_secs().div_ceil(60).max(1)
-            )));
-        }
+            .reserve(&req.username, client, std::time::Instant::now())
+            .map_err(|wait| {
+                AppError::RateLimited(format!(
+                    "Too many failed sign-ins; try again in {} second(s).",
+                    wait.as_secs().max(1)
+                ))
+            })?;
+        // Each check takes 19 MiB for tens of milliseconds: at most one per CPU at once, and a
+        // short queue; past it the answer is 429 at once rather than memory for every guess.
+        let _permit = self.password_checks.enter().ok_or_else(|| {
+            AppError::RateLimited(
+                "The server is busy checking passwords; try again in a moment.".into(),
+            )
+        })?;
+        let permit = self.password_checks.permits.clone().acquire_owned().await;
         let username = req.username.clone();
         let row = self
             .db
@@ -167,17 +216,19 @@ impl App {
             .as_ref()
             .map_or(decoy_hash().to_owned(), |u| u.password_hash.clone());
         let password = req.password;
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AppError::internal("password check was lost", e))?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_password(&password, &hash)
+        })
+        .await
+        .map_err(|e| AppError::internal("password check was lost", e))?;
         match row {
             Some(user) if ok => {
-                self.logins.succeeded(&req.username);
+                drop(attempt);
                 self.issue_session(user).await
             }
             _ => {
-                self.logins
-                    .failed(&req.username, client_key.as_deref(), now);
+                attempt.failed(std::time::Instant::now());
                 Err(AppError::Unauthenticated(BAD_LOGIN))
             }
         }
@@ -238,9 +289,41 @@ impl App {
                 username: u.username,
                 role: u.role,
                 session: claims.jti,
+                expires: Some(claims.exp),
             }),
             _ => Err(AppError::Unauthenticated(BAD)),
         }
+    }
+
+    /// Checks again that the credential `actor` came with still holds (a ticket's holder, when it
+    /// is redeemed): not revoked, not expired, its user still there. The role is read afresh.
+    pub(super) async fn revalidate(&self, actor: &Actor) -> Result<Option<Actor>, AppError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if actor.expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        let session = actor.session.clone();
+        let user = match session.strip_prefix("token:") {
+            Some(id) => {
+                let id = id.to_owned();
+                self.db
+                    .call(move |c| db::tokens::lookup(c, &id))
+                    .await?
+                    .map(|(_, _, user)| user)
+            }
+            None => {
+                self.db
+                    .call(move |c| db::users::session_user(c, &session))
+                    .await?
+            }
+        };
+        Ok(user.filter(|u| u.id == actor.user_id).map(|u| Actor {
+            user_id: u.id,
+            username: u.username,
+            role: u.role,
+            session: actor.session.clone(),
+            expires: actor.expires,
+        }))
     }
 
     /// `POST /auth/logout`: the token stops working at once (an API token is revoked).
@@ -252,6 +335,7 @@ impl App {
         self.db
             .call(move |c| db::users::revoke_session(c, &jti))
             .await?;
+        self.revoked(&actor.user_id, Some(&actor.session));
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use nuage_shared::{
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
+use super::turns::Turn;
 use super::vms::{
     admit_and_insert, cap_memory, commit_admitted, domain_name, settled, DiskSource, SeedInput,
 };
@@ -68,6 +69,7 @@ fn archive_error(e: ArchiveError) -> AppError {
     match e {
         ArchiveError::Invalid(why) => AppError::Invalid(why),
         ArchiveError::Cancelled => AppError::Conflict("Cancelled.".into()),
+        ArchiveError::NoRoom(why) => AppError::InsufficientCapacity(why),
         ArchiveError::Io { .. } => AppError::internal("archive input/output failed", e),
     }
 }
@@ -114,10 +116,17 @@ impl App {
         backup_file(&self.settings.data_dir, id)
     }
 
-    /// A server in a settled state whose disk may be worked on (no job holds it).
-    async fn settled_vm(&self, actor: &Actor, vm_id: &str) -> Result<Vm, AppError> {
+    /// A server in a settled state whose disk may be worked on (no job holds it), with its turn
+    /// (`turns.rs`): hold it until the change is made or the server is claimed for a job.
+    async fn settled_vm(&self, actor: &Actor, vm_id: &str) -> Result<(Vm, Turn), AppError> {
         let vm = self.visible_vm(actor, vm_id).await?;
+        let turn = self.turn(&vm.id).await;
+        let vm = self.reload(&vm.id).await?;
         self.check_not_busy(&vm.id)?;
+        self.settled(vm).map(|vm| (vm, turn))
+    }
+
+    fn settled(&self, vm: Vm) -> Result<Vm, AppError> {
         match vm.state {
             VmState::Running | VmState::Paused | VmState::Stopped => Ok(vm),
             other => Err(AppError::Conflict(format!(
@@ -169,7 +178,7 @@ impl App {
                     .replace("Server", "Snapshot"),
             )
         })?;
-        let vm = self.settled_vm(actor, vm_id).await?;
+        let (vm, _turn) = self.settled_vm(actor, vm_id).await?;
         let snap = Snapshot {
             id: uuid::Uuid::new_v4().to_string(),
             vm_id: vm.id.clone(),
@@ -244,7 +253,7 @@ impl App {
         sid: &str,
     ) -> Result<Vm, AppError> {
         let (vm, snap) = self.visible_snapshot(actor, vm_id, sid).await?;
-        let vm = self.settled_vm(actor, &vm.id).await?;
+        let (vm, _turn) = self.settled_vm(actor, &vm.id).await?;
         let name = domain_name(&vm.id);
         let (cap, simulated) = (vm.limits.memory_hard_limit_mib, self.simulated);
         let run = self
@@ -269,6 +278,7 @@ impl App {
         sid: &str,
     ) -> Result<(), AppError> {
         let (vm, snap) = self.visible_snapshot(actor, vm_id, sid).await?;
+        let _turn = self.turn(&vm.id).await;
         self.check_not_busy(&vm.id)?;
         let (name, id) = (domain_name(&vm.id), snap.id.clone());
         match self.hv_call(move |hv| hv.delete_snapshot(&name, &id)).await {
@@ -388,12 +398,20 @@ impl App {
         actor: &Actor,
         vm_id: &str,
     ) -> Result<Job, AppError> {
-        let vm = self.settled_vm(actor, vm_id).await?;
-        self.backup_job(vm, false).await
+        let (vm, turn) = self.settled_vm(actor, vm_id).await?;
+        self.backup_job(vm, turn, false).await
     }
 
-    async fn backup_job(self: &Arc<Self>, vm: Vm, scheduled: bool) -> Result<Job, AppError> {
+    /// Starts a backup of `vm`, whose turn the caller holds (it is released once the server is
+    /// claimed).
+    async fn backup_job(
+        self: &Arc<Self>,
+        vm: Vm,
+        turn: Turn,
+        scheduled: bool,
+    ) -> Result<Job, AppError> {
         let busy = self.claim(&vm.id, "A backup")?;
+        drop(turn);
         let backup = Backup {
             id: uuid::Uuid::new_v4().to_string(),
             vm_id: vm.id.clone(),
@@ -575,8 +593,37 @@ impl App {
             cancel: &h.cancel,
             report: &report,
         };
-        let max = *limits::DISK_GIB.end() * GIB + 256 * (1 << 20);
-        let unpacked = archive::read(input, total, work, max, &progress).map_err(archive_error)?;
+        // The disk may take what its description says (plus qcow2's own tables), no more, and
+        // only when the host has that room now.
+        let max = |desc: &[u8]| -> Result<u64, ArchiveError> {
+            let desc: Description = serde_json::from_slice(desc).map_err(|e| {
+                ArchiveError::Invalid(format!("The archive's description is not valid: {e}."))
+            })?;
+            if !limits::DISK_GIB.contains(&desc.disk_gib) {
+                return Err(ArchiveError::Invalid(format!(
+                    "The archive's disk_gib must be between {} and {}.",
+                    limits::DISK_GIB.start(),
+                    limits::DISK_GIB.end()
+                )));
+            }
+            let bytes = desc.disk_gib * GIB;
+            let max = bytes + bytes / 64 + (64 << 20);
+            let free = rustix::fs::statvfs(work)
+                .map(|s| s.f_bavail * s.f_frsize)
+                .map_err(|e| ArchiveError::Io {
+                    what: "read the free space",
+                    source: e.into(),
+                })?;
+            if free < max {
+                return Err(ArchiveError::NoRoom(format!(
+                    "This host has {} GiB free; the archive's disk needs up to {} GiB.",
+                    free / GIB,
+                    max.div_ceil(GIB)
+                )));
+            }
+            Ok(max)
+        };
+        let unpacked = archive::read(input, total, work, &max, &progress).map_err(archive_error)?;
         let desc: Description = serde_json::from_slice(&unpacked.description).map_err(|e| {
             AppError::Invalid(format!("The archive's description is not valid: {e}."))
         })?;
@@ -665,6 +712,10 @@ impl App {
                         .into(),
                 )
             })?;
+            // The state is checked and the server claimed in one turn: nothing can start it
+            // in between.
+            let _turn = self.turn(&vm.id).await;
+            let vm = self.reload(&vm.id).await?;
             if vm.state != VmState::Stopped {
                 return Err(AppError::Conflict(
                     "Stop the server before restoring its disk, or restore as a new server.".into(),
@@ -797,8 +848,9 @@ impl App {
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             return Ok((f, size, format!("{}-{}.nuage.tar", b.vm_name, &b.id[..8])));
         }
-        let vm = self.settled_vm(actor, vm_id).await?;
+        let (vm, turn) = self.settled_vm(actor, vm_id).await?;
         let _busy = self.claim(&vm.id, "An export")?;
+        drop(turn);
         let (job, handle) = self
             .job_begin(&actor.user_id, JobKind::Export, Some(vm.id.clone()), None)
             .await?;
@@ -966,18 +1018,16 @@ impl App {
             s.next_run = next_run(&s.time, now).map(db::rfc3339);
             let (key, row) = (vm_id.clone(), s.clone());
             let _ = self.db.call(move |c| q::set_schedule(c, &key, &row)).await;
+            let turn = self.turn(&vm_id).await;
             let key = vm_id.clone();
             let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
                 continue;
             };
-            if !matches!(
-                vm.state,
-                VmState::Running | VmState::Paused | VmState::Stopped
-            ) {
+            let Ok(vm) = self.settled(vm) else {
                 tracing::warn!(vm = %vm_id, "scheduled backup skipped: the server is busy");
                 continue;
-            }
-            match self.backup_job(vm, true).await {
+            };
+            match self.backup_job(vm, turn, true).await {
                 Ok(job) => started.push(job),
                 Err(e) => {
                     tracing::warn!(vm = %vm_id, error = %super::chain(&e), "scheduled backup not started")

@@ -7,68 +7,32 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use nuage_shared::VmState;
-use sha2::{Digest, Sha256};
 
+use super::tickets::Tickets;
+pub use super::tickets::TICKET_TTL;
 use super::vms::domain_name;
 use super::{Actor, App, AppError};
 use crate::hypervisor::ConsoleStream;
 
-/// How long a ticket may wait to be used.
-pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// Console sessions one server may have at once.
 pub const MAX_SESSIONS_PER_VM: usize = 4;
 
-fn hash(ticket: &str) -> String {
-    Sha256::digest(ticket.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a console ticket grants: this caller (with the credential they asked with), this server.
+#[derive(Debug, Clone)]
 struct Grant {
-    user_id: String,
+    actor: Actor,
     vm_id: String,
-    expires: Instant,
 }
 
-/// Outstanding tickets (by hash) and open sessions (per server).
+/// Outstanding tickets and open sessions (per server).
 #[derive(Default)]
 pub struct Consoles {
-    tickets: Mutex<HashMap<String, Grant>>,
+    tickets: Tickets<Grant>,
     sessions: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Consoles {
-    fn issue(&self, user_id: &str, vm_id: &str, now: Instant) -> String {
-        let ticket =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
-        tickets.retain(|_, g| g.expires > now);
-        tickets.insert(
-            hash(&ticket),
-            Grant {
-                user_id: user_id.into(),
-                vm_id: vm_id.into(),
-                expires: now + TICKET_TTL,
-            },
-        );
-        ticket
-    }
-
-    /// Consumes a ticket: it works once, before it expires, for the server it was issued for.
-    /// Returns the user it was issued to.
-    fn redeem(&self, ticket: &str, vm_id: &str, now: Instant) -> Option<String> {
-        let grant = self
-            .tickets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&hash(ticket))?;
-        (grant.vm_id == vm_id && grant.expires > now).then_some(grant.user_id)
-    }
-
     /// Reserves a session slot on `vm_id`, released when the guard drops.
     fn open(&self, vm_id: &str) -> Option<SessionGuard> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,37 +83,37 @@ impl App {
                 vm.state.as_str()
             )));
         }
+        let grant = Grant {
+            actor: actor.clone(),
+            vm_id: vm.id,
+        };
         Ok(IssuedTicket {
-            ticket: self.consoles.issue(&actor.user_id, &vm.id, Instant::now()),
+            ticket: self.consoles.tickets.issue(grant, Instant::now()),
             expires_in: TICKET_TTL,
         })
     }
 
     /// Checks a ticket (consuming it) and opens the guest's VNC socket, before any upgrade.
-    /// Returns the socket and the session slot that must live as long as the relay.
+    /// Returns the socket, the session slot that must live as long as the relay, and the caller
+    /// (whose credential the relay watches).
     pub async fn console_open(
         &self,
         vm_id: &str,
         ticket: &str,
-    ) -> Result<(ConsoleStream, SessionGuard), AppError> {
+    ) -> Result<(ConsoleStream, SessionGuard, Actor), AppError> {
         const BAD: &str = "The console ticket is invalid, used or expired; ask for a new one.";
-        let user_id = self
+        let grant = self
             .consoles
-            .redeem(ticket, vm_id, Instant::now())
+            .tickets
+            .redeem(ticket, Instant::now())
+            .filter(|g| g.vm_id == vm_id)
             .ok_or(AppError::Unauthenticated(BAD))?;
-        // The ticket's user must still exist and still see the server.
-        let key = user_id.clone();
-        let user = self
-            .db
-            .call(move |c| crate::db::users::user_by_id(c, &key))
+        // The credential the ticket was asked with must still be valid, and its user must still
+        // see the server.
+        let actor = self
+            .revalidate(&grant.actor)
             .await?
             .ok_or(AppError::Unauthenticated(BAD))?;
-        let actor = Actor {
-            user_id: user.id,
-            username: user.username,
-            role: user.role,
-            session: String::new(),
-        };
         let vm = self.get_vm(&actor, vm_id).await?;
         let guard = self.consoles.open(&vm.id).ok_or_else(|| {
             AppError::RateLimited(format!(
@@ -169,32 +133,13 @@ impl App {
                 }
                 other => other,
             })?;
-        Ok((fd, guard))
+        Ok((fd, guard, actor))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_ticket_works_once_for_its_server_before_it_expires() {
-        let c = Consoles::default();
-        let t0 = Instant::now();
-        let t = c.issue("alice", "vm1", t0);
-        assert_eq!(c.redeem(&t, "vm1", t0), Some("alice".into()));
-        assert_eq!(c.redeem(&t, "vm1", t0), None, "single use");
-
-        let t = c.issue("alice", "vm1", t0);
-        assert_eq!(c.redeem(&t, "vm2", t0), None, "bound to its server");
-        assert_eq!(c.redeem(&t, "vm1", t0), None, "a wrong try burns it");
-
-        let t = c.issue("alice", "vm1", t0);
-        assert_eq!(c.redeem(&t, "vm1", t0 + TICKET_TTL), None, "expired");
-        assert_eq!(c.redeem("forged", "vm1", t0), None);
-        let other = c.issue("bob", "vm1", t0);
-        assert_ne!(other, t, "tickets are random");
-    }
 
     #[test]
     fn sessions_per_server_are_capped_and_released() {

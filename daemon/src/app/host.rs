@@ -41,6 +41,7 @@ impl App {
             },
             accel: self.accel,
             accel_reason: self.accel_reason.clone(),
+            warnings: self.host_warnings.clone(),
             cpus: facts.cpus,
             memory_mib: facts.memory_mib,
         })

@@ -87,8 +87,9 @@ impl App {
             .await
     }
 
-    /// Validates `source` with qemu-img, puts it in the store as `<id>.<format>` (copied, or moved
-    /// for an upload) and records it. On failure the store is as it was.
+    /// Puts `source` in the store (copied from one descriptor, or moved for an upload), validates
+    /// that copy with qemu-img, names it `<id>.<format>` and records it. On failure the store is
+    /// as it was.
     async fn store_validated(
         &self,
         id: String,
@@ -100,29 +101,35 @@ impl App {
         let store = self.settings.data_dir.join("images");
         let (src, dest_dir, image_id) = (source.to_owned(), store, id.clone());
         let (info, dest) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
-            let info = storage::inspect_image(&src)?;
-            let dest = dest_dir.join(format!("{image_id}.{}", info.format));
+            // The file is validated once it is the daemon's own copy, so nothing can change
+            // it between the check and its use. The source is opened once, without following
+            // a link, and copied from that descriptor.
+            let partial = dest_dir.join(format!(".import-{image_id}"));
             match keep {
-                Keep::Copy => storage::copy_image(&src, &dest)?,
-                Keep::Move => std::fs::rename(&src, &dest).map_err(|source| StorageError::Io {
+                Keep::Copy => {
+                    let mut from = storage::open_for_import(&src)?;
+                    // Images are shared by every tenant and read by QEMU's user: not secret.
+                    storage::copy_sparse(&mut from, &partial, 0o644)?;
+                }
+                Keep::Move => {
+                    std::fs::rename(&src, &partial).map_err(|source| StorageError::Io {
+                        path: partial.display().to_string(),
+                        source,
+                    })?
+                }
+            }
+            let checked = storage::inspect_image(&partial).and_then(|info| {
+                let dest = dest_dir.join(format!("{image_id}.{}", info.format));
+                std::fs::rename(&partial, &dest).map_err(|source| StorageError::Io {
                     path: dest.display().to_string(),
                     source,
-                })?,
+                })?;
+                Ok((info, dest))
+            });
+            if checked.is_err() {
+                let _ = std::fs::remove_file(&partial);
             }
-            // Re-check what landed in the store: the source could have changed meanwhile.
-            match storage::inspect_image(&dest) {
-                Ok(again)
-                    if again.format == info.format && again.virtual_size == info.virtual_size =>
-                {
-                    Ok((info, dest))
-                }
-                other => {
-                    let _ = std::fs::remove_file(&dest);
-                    other.and(Err(StorageError::Rejected(
-                        "The image changed while it was imported.".into(),
-                    )))
-                }
-            }
+            checked
         })
         .await
         .map_err(|e| AppError::internal("image import was lost", e))?
@@ -190,7 +197,11 @@ impl App {
             .join("images")
             .join(format!(".upload-{id}"));
         let written: Result<u64, AppError> = async {
-            let mut file = tokio::fs::File::create(&partial)
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&partial)
                 .await
                 .map_err(|e| AppError::internal("cannot create the upload file", e))?;
             let mut total = 0u64;

@@ -77,7 +77,8 @@ impl App {
         }
     }
 
-    /// Marks the server busy for `what` (e.g. "A backup"), or 409 when it is already.
+    /// Marks the server busy for `what` (e.g. "A backup"), or 409 when it is already. Call it
+    /// holding the server's turn, after checking its state (`turns.rs`).
     pub(super) fn claim(
         self: &Arc<Self>,
         vm_id: &str,

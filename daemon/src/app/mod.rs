@@ -16,8 +16,11 @@ pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
+pub mod revoke;
 mod start;
+pub mod tickets;
 pub mod tokens;
+mod turns;
 pub mod users;
 pub mod vms;
 
@@ -44,14 +47,22 @@ pub struct App {
     pub simulated: bool,
     pub accel: Accel,
     pub accel_reason: String,
+    /// Problems of the host's setup found at start (`HostInfo::warnings`).
+    pub host_warnings: Vec<String>,
     /// This daemon's identity, written into every domain it creates, so that daemons sharing a
     /// libvirtd never touch each other's domains.
     pub daemon_id: String,
     auth: auth::Keys,
     /// Every event about a server, tagged with its owner; `/api/v1/events` filters per caller.
     pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
+    /// Credentials that just ended, for the sockets opened with them (`revoke.rs`).
+    revocations: tokio::sync::broadcast::Sender<revoke::Revocation>,
     /// Failed sign-ins per username and per client address.
     logins: ratelimit::LoginLimiter,
+    /// The bound on password checks running at once (Argon2's memory).
+    password_checks: auth::PasswordChecks,
+    /// Tickets that open `/events` once.
+    event_tickets: tickets::Tickets<Actor>,
     /// Console tickets and open console sessions.
     consoles: console::Consoles,
     /// The daemon's libvirt network.
@@ -62,6 +73,8 @@ pub struct App {
     pub metrics: metrics::Store,
     /// Running jobs (progress, cancel flags) and the servers they hold busy.
     jobs: jobs::Jobs,
+    /// Whose turn it is to change each server (`turns.rs`).
+    turns: turns::Turns,
 }
 
 /// An event and whose server it concerns.

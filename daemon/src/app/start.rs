@@ -65,6 +65,13 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
     };
     tracing::info!(%uri, driver = %facts.driver, version = %facts.hypervisor_version,
         ?accel, %accel_reason, "hypervisor connected");
+    let mut host_warnings = Vec::new();
+    if !simulated && uri.starts_with("qemu:///system") {
+        if let Some(why) = accel::dev_kvm_warning() {
+            tracing::warn!("{why}");
+            host_warnings.push(why);
+        }
+    }
 
     let db_path = data_dir.join("nuage.db");
     let db = Db::open(&db_path).map_err(|e| {
@@ -124,11 +131,15 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         simulated,
         accel,
         accel_reason,
+        host_warnings,
         daemon_id,
         auth: auth::Keys::new(&key),
         events: tokio::sync::broadcast::channel(1024).0,
+        revocations: tokio::sync::broadcast::channel(1024).0,
         logins: Default::default(),
+        password_checks: Default::default(),
         consoles: Default::default(),
+        event_tickets: Default::default(),
         net,
         physical: super::resources::Physical {
             cpus: facts.cpus,
@@ -136,6 +147,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         },
         metrics: Default::default(),
         jobs: Default::default(),
+        turns: Default::default(),
     })
 }
 

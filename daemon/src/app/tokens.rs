@@ -1,5 +1,6 @@
 //! Personal API tokens for automation: `nuage_<id>_<secret>`, the secret shown once and kept only
-//! as a SHA-256, with an optional expiry, revocable by their owner.
+//! as a SHA-256, with an optional expiry, revocable by their owner and by admins. A token never
+//! mints a token that outlives it, and a user holds at most [`MAX_PER_USER`].
 
 use base64::Engine;
 use nuage_shared::{ApiToken, CreateToken, NewToken};
@@ -9,6 +10,8 @@ use super::{Actor, App, AppError};
 use crate::db::{self, tokens};
 
 pub const PREFIX: &str = "nuage_";
+/// API tokens one user may hold at once.
+pub const MAX_PER_USER: usize = 50;
 
 fn hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
@@ -51,6 +54,31 @@ impl App {
             }
         }
         let now = time::OffsetDateTime::now_utc();
+        let mut expires_at = req
+            .expires_in_days
+            .map(|d| now + time::Duration::days(d.into()));
+        // A token may create tokens, but none that outlives it (by default: its own expiry).
+        if let (true, Some(limit)) = (actor.session.starts_with("token:"), actor.expires) {
+            let limit = time::OffsetDateTime::from_unix_timestamp(limit)
+                .map_err(|e| AppError::internal("a token's expiry is out of range", e))?;
+            match expires_at {
+                None => expires_at = Some(limit),
+                Some(asked) if asked > limit => {
+                    return Err(AppError::Invalid(format!(
+                        "This API token expires at {}; a token it creates cannot outlive it.",
+                        db::rfc3339(limit)
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let uid = actor.user_id.clone();
+        let held = self.db.call(move |c| tokens::list(c, &uid)).await?.len();
+        if held >= MAX_PER_USER {
+            return Err(AppError::Conflict(format!(
+                "You hold {MAX_PER_USER} API tokens already; delete one first."
+            )));
+        }
         let id: String = uuid::Uuid::new_v4().simple().to_string();
         let secret =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -58,9 +86,7 @@ impl App {
             id: id.clone(),
             name: name.to_owned(),
             created_at: db::rfc3339(now),
-            expires_at: req
-                .expires_in_days
-                .map(|d| db::rfc3339(now + time::Duration::days(d.into()))),
+            expires_at: expires_at.map(db::rfc3339),
             last_used_at: None,
         };
         let (uid, row, h) = (actor.user_id.clone(), token.clone(), hash(&secret));
@@ -79,6 +105,44 @@ impl App {
     pub async fn delete_token(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         let (uid, key) = (actor.user_id.clone(), id.to_owned());
         if self.db.call(move |c| tokens::delete(c, &uid, &key)).await? {
+            self.revoked(&actor.user_id, Some(&format!("token:{id}")));
+            Ok(())
+        } else {
+            Err(AppError::NotFound("token"))
+        }
+    }
+
+    /// `GET /users/{id}/tokens` (admins): a user's API tokens (never their secrets).
+    pub async fn list_user_tokens(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+    ) -> Result<Vec<ApiToken>, AppError> {
+        actor.require_admin()?;
+        let key = user_id.to_owned();
+        if self
+            .db
+            .call(move |c| db::users::user_by_id(c, &key))
+            .await?
+            .is_none()
+        {
+            return Err(AppError::NotFound("user"));
+        }
+        let uid = user_id.to_owned();
+        Ok(self.db.call(move |c| tokens::list(c, &uid)).await?)
+    }
+
+    /// `DELETE /users/{id}/tokens/{token_id}` (admins): revokes one of a user's tokens.
+    pub async fn revoke_user_token(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        token_id: &str,
+    ) -> Result<(), AppError> {
+        actor.require_admin()?;
+        let (uid, key) = (user_id.to_owned(), token_id.to_owned());
+        if self.db.call(move |c| tokens::delete(c, &uid, &key)).await? {
+            self.revoked(user_id, Some(&format!("token:{token_id}")));
             Ok(())
         } else {
             Err(AppError::NotFound("token"))
@@ -96,13 +160,22 @@ impl App {
         else {
             return Ok(None);
         };
-        if stored != hash(secret) {
+        use subtle::ConstantTimeEq;
+        if !bool::from(stored.as_bytes().ct_eq(hash(secret).as_bytes())) {
             return Ok(None);
         }
         let now = db::now_rfc3339();
-        if expires.is_some_and(|e| e <= now) {
+        if expires.as_deref().is_some_and(|e| e <= now.as_str()) {
             return Ok(None);
         }
+        let expires = match expires {
+            Some(e) => Some(
+                time::OffsetDateTime::parse(&e, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| AppError::internal("a token's expiry does not parse", e))?
+                    .unix_timestamp(),
+            ),
+            None => None,
+        };
         let key = id.to_owned();
         self.db.call(move |c| tokens::touch(c, &key, &now)).await?;
         Ok(Some(Actor {
@@ -110,6 +183,7 @@ impl App {
             username: user.username,
             role: user.role,
             session: format!("token:{id}"),
+            expires,
         }))
     }
 }

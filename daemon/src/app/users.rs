@@ -134,7 +134,9 @@ impl App {
     }
 
     /// `PATCH /users/{id}` (admins): password, role and quota. A quota below current usage is
-    /// allowed (it blocks new allocations). A new password ends the user's other sessions.
+    /// allowed (it blocks new allocations). A new password ends the user's other sessions and
+    /// deletes their API tokens (but the caller's own); a new role closes the user's open
+    /// sockets (what they were opened for may no longer be theirs to see).
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -154,6 +156,8 @@ impl App {
         };
         let (target_id, keep) = (id.to_owned(), actor.session.clone());
         let (role, quota) = (req.role, req.quota);
+        let resets = new_hash.is_some();
+        let keep_token = actor.session.strip_prefix("token:").map(str::to_owned);
         let step: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
@@ -169,6 +173,7 @@ impl App {
                 if let Some(h) = &new_hash {
                     users::set_password_hash(&tx, &target_id, h)?;
                     users::revoke_user_sessions(&tx, &target_id, Some(&keep))?;
+                    crate::db::tokens::delete_all_of(&tx, &target_id, keep_token.as_deref())?;
                 }
                 if let Some(r) = role {
                     users::set_role(&tx, &target_id, r)?;
@@ -181,7 +186,35 @@ impl App {
             })
             .await?;
         step?;
+        if resets || role.is_some() {
+            self.revoked(id, None);
+        }
         self.get_user(actor, id).await
+    }
+
+    /// `POST /users/{id}/sign-out` (admins): "sign out everywhere": ends every session of the
+    /// user and deletes every API token of theirs (but the caller's own), at once, open sockets
+    /// included.
+    pub async fn sign_out_everywhere(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+        actor.require_admin()?;
+        let (target_id, keep) = (id.to_owned(), actor.session.clone());
+        let keep_token = actor.session.strip_prefix("token:").map(str::to_owned);
+        let step: Result<(), AppError> = self
+            .db
+            .call(move |c| -> Step<()> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if users::user_by_id(&tx, &target_id)?.is_none() {
+                    return Ok(Err(AppError::NotFound("user")));
+                }
+                users::revoke_user_sessions(&tx, &target_id, Some(&keep))?;
+                crate::db::tokens::delete_all_of(&tx, &target_id, keep_token.as_deref())?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        step?;
+        self.revoked(id, None);
+        Ok(())
     }
 
     /// `DELETE /users/{id}` (admins): the user's tokens stop working at once. A user who still
@@ -223,7 +256,9 @@ impl App {
                 Ok(Ok(()))
             })
             .await?;
-        step
+        step?;
+        self.revoked(id, None);
+        Ok(())
     }
 }
 

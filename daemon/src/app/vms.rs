@@ -564,6 +564,8 @@ impl App {
         action: VmAction,
     ) -> Result<Vm, AppError> {
         let vm = self.visible_vm(actor, id).await?;
+        let _turn = self.turn(&vm.id).await;
+        let vm = self.reload(&vm.id).await?;
         self.check_not_busy(&vm.id)?;
         let not_now = || {
             AppError::Conflict(format!(
@@ -643,6 +645,8 @@ impl App {
     /// (shown as `pending`). Disks only grow.
     pub async fn update_vm(&self, actor: &Actor, id: &str, req: UpdateVm) -> Result<Vm, AppError> {
         let vm = self.visible_vm(actor, id).await?;
+        let _turn = self.turn(&vm.id).await;
+        let vm = self.reload(&vm.id).await?;
         if let Some(n) = &req.name {
             validate_vm_name(n).map_err(|m| AppError::Invalid(m.into()))?;
         }
@@ -772,6 +776,8 @@ impl App {
     /// `DELETE /vms/{id}`: powers off, removes the domain, its disk and seed, and frees the quota.
     pub async fn delete_vm(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         let vm = self.visible_vm(actor, id).await?;
+        let turn = self.turn(&vm.id).await;
+        let vm = self.reload(&vm.id).await?;
         self.check_not_busy(&vm.id)?;
         if matches!(vm.state, VmState::Creating | VmState::Deleting) {
             return Err(AppError::Conflict(format!(
@@ -784,6 +790,8 @@ impl App {
                 "The server changed state meanwhile; try again.".into(),
             ));
         }
+        // `deleting` now refuses every other change: the slow removal needs no turn.
+        drop(turn);
         self.discard(&vm).await;
         self.announce(
             &vm,
@@ -797,6 +805,8 @@ impl App {
     /// Applies one libvirt lifecycle event to the server it concerns.
     pub async fn on_domain_event(&self, ev: DomainEvent) {
         let Some(id) = vm_id_of(&ev.name) else { return };
+        // After any change in flight: then the row and libvirt agree on what happened.
+        let _turn = self.turn(id).await;
         let key = id.to_owned();
         let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
             return;
@@ -860,7 +870,9 @@ impl App {
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let Some(app) = app.upgrade() else { break };
-                app.on_domain_event(ev).await;
+                // Each event waits for its server's turn; other servers' events need not wait.
+                // Order within a server does not matter: each settles on libvirt's state now.
+                tokio::spawn(async move { app.on_domain_event(ev).await });
             }
         });
     }

@@ -90,3 +90,19 @@ pub fn delete(c: &Connection, user_id: &str, id: &str) -> Result<bool, DbError> 
         params![id, user_id],
     )? > 0)
 }
+
+/// Deletes every token of `user_id` but `keep` (the one in use, when it is theirs).
+pub fn delete_all_of(c: &Connection, user_id: &str, keep: Option<&str>) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM api_tokens WHERE user_id = ?1 AND id IS NOT ?2",
+        params![user_id, keep],
+    )?)
+}
+
+/// Deletes the tokens that expired before `now`: they can never work again.
+pub fn prune_expired(c: &Connection, now: &str) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM api_tokens WHERE expires_at IS NOT NULL AND expires_at < ?1",
+        [now],
+    )?)
+}

@@ -257,6 +257,14 @@ pub fn session_user(c: &Connection, jti: &str) -> Result<Option<UserRow>, DbErro
     .optional()?)
 }
 
+/// Forgets sessions that are revoked or expired: without their row, their tokens fail the same.
+pub fn prune_sessions(c: &Connection, now: &str) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM sessions WHERE revoked = 1 OR expires_at < ?1",
+        [now],
+    )?)
+}
+
 pub fn revoke_session(c: &Connection, jti: &str) -> Result<(), DbError> {
     c.execute("UPDATE sessions SET revoked = 1 WHERE jti = ?1", [jti])?;
     Ok(())

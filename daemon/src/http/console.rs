@@ -5,7 +5,6 @@
 //! With `--console-listen loopback` it also listens on 127.0.0.1, and the daemon connects there
 //! when libvirt cannot hand a socket over (the hypervisor layer decides).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -21,12 +20,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::error::ApiError;
 use super::{ApiResult, AppState};
 use crate::app::console::SessionGuard;
-use crate::app::{Actor, App};
+use crate::app::revoke::CredentialWatch;
+use crate::app::Actor;
 use crate::db;
 use crate::hypervisor::ConsoleStream;
 
 /// With no byte either way for this long, the session ends.
 const IDLE: Duration = Duration::from_secs(15 * 60);
+/// The largest message a console client may send: RFB's client messages are a few bytes, but a
+/// clipboard paste (ClientCutText) carries text.
+const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 
 /// A single-use ticket, valid 30 s, for this user and this server's screen.
 #[utoipa::path(post, path = "/vms/{id}/console", tag = "servers", security(("bearer" = [])), params(("id" = String, Path)),
@@ -76,10 +79,13 @@ pub async fn console_ws(
             "A console ticket is needed.",
         ))
     })?;
-    let (stream, guard) = app.console_open(&id, &q.ticket).await?;
+    let (stream, guard, actor) = app.console_open(&id, &q.ticket).await?;
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE);
+    let watch = app.watch(&actor);
     let vnc = match stream {
         ConsoleStream::Fd(fd) => {
             let socket = std::os::unix::net::UnixStream::from(fd);
@@ -100,7 +106,7 @@ pub async fn console_ws(
     tracing::info!(vm = %id, via = vnc.via(), "console session opened");
     Ok(upgrade
         .protocols(["binary"])
-        .on_upgrade(move |ws| relay(app, ws, vnc, guard))
+        .on_upgrade(move |ws| relay(ws, vnc, guard, watch))
         .into_response())
 }
 
@@ -119,12 +125,14 @@ impl Vnc {
     }
 }
 
-async fn relay(_app: Arc<App>, ws: WebSocket, vnc: Vnc, _slot: SessionGuard) {
+async fn relay(ws: WebSocket, vnc: Vnc, _slot: SessionGuard, mut watch: CredentialWatch) {
+    // The session ends with the credential it was opened with (logout, revocation, expiry).
+    let ended = async move { watch.ended().await };
     match vnc {
-        Vnc::Unix(s) => pump(ws, s).await,
+        Vnc::Unix(s) => pump(ws, s, ended).await,
         Vnc::Tcp(s) => {
             let _ = s.set_nodelay(true);
-            pump(ws, s).await
+            pump(ws, s, ended).await
         }
     }
     tracing::info!("console session closed");
@@ -134,13 +142,14 @@ async fn relay(_app: Arc<App>, ws: WebSocket, vnc: Vnc, _slot: SessionGuard) {
 const RELAY_CHUNK: usize = 256 * 1024;
 
 /// Copies bytes both ways between a WebSocket (binary frames) and a byte stream until either
-/// side closes or nothing moves for [`IDLE`]. One direction waits while the other is blocked, so
-/// a slow browser slows the guest's updates instead of filling memory. Public for the relay
-/// benchmark, which pumps the same way to a plain TCP source.
-pub async fn pump<S>(ws: WebSocket, stream: S)
+/// side closes, nothing moves for [`IDLE`], or `until` resolves. One direction waits while the
+/// other is blocked, so a slow browser slows the guest's updates instead of filling memory.
+/// Public for the relay benchmark, which pumps the same way to a plain TCP source.
+pub async fn pump<S>(ws: WebSocket, stream: S, until: impl std::future::Future<Output = ()>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    tokio::pin!(until);
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut vnc_rx, mut vnc_tx) = tokio::io::split(stream);
     // Read into a shared buffer and hand its filled part to the WebSocket without a copy.
@@ -174,6 +183,13 @@ where
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
+            () = &mut until => {
+                let _ = ws_tx.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 4001,
+                    reason: "credential ended".into(),
+                }))).await;
+                break;
+            }
             _ = tokio::time::sleep(IDLE) => {
                 let _ = ws_tx.send(Message::Close(Some(axum::extract::ws::CloseFrame {
                     code: 4000,

@@ -1,6 +1,8 @@
 //! `GET /api/v1/events`: a WebSocket of JSON messages about the caller's servers (state changes
-//! from libvirt's own events, sizes, deletions). Authenticated before the upgrade; an admin may
-//! ask for every server's events with `?all=true`.
+//! from libvirt's own events, sizes, deletions). Authenticated before the upgrade, by a bearer
+//! header or a single-use ticket from `POST /events/ticket` (browsers cannot set headers, and a
+//! login token in a URL ends up in proxies' logs); an admin may ask for every server's events
+//! with `?all=true`. The socket closes when the credential it was opened with ends.
 
 use std::sync::Arc;
 
@@ -11,21 +13,50 @@ use axum::response::{IntoResponse, Response};
 use nuage_shared::Event;
 use tokio::sync::broadcast::error::RecvError;
 
+use axum::http::StatusCode;
+use axum::Json;
+use nuage_shared::{ConsoleTicket, ErrorBody};
+
 use super::error::ApiError;
-use super::extract::ws_actor;
-use crate::app::{Actor, App, OwnedEvent};
+use super::extract::bearer;
+use crate::app::revoke::CredentialWatch;
+use crate::app::{Actor, App, AppError, OwnedEvent};
+
+/// Messages a client may send on `/events` (it needs to send none): anything larger ends it.
+const MAX_CLIENT_MESSAGE: usize = 4096;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
-    /// The bearer token, for clients that cannot set headers on a WebSocket (browsers).
-    token: Option<String>,
+    /// A ticket from `POST /events/ticket`, for clients that cannot set headers (browsers).
+    ticket: Option<String>,
     /// Every tenant's events (admins only).
     #[serde(default)]
     all: bool,
 }
 
+/// A single-use ticket, valid 30 s, that opens `/events` once as the caller.
+#[utoipa::path(post, path = "/events/ticket", tag = "service", security(("bearer" = [])),
+    responses((status = 201, body = ConsoleTicket), (status = 401, body = ErrorBody)))]
+pub async fn events_ticket(
+    State(app): State<Arc<App>>,
+    actor: Actor,
+) -> Result<(StatusCode, Json<ConsoleTicket>), ApiError> {
+    let ticket = app.events_ticket(&actor);
+    let expires_at =
+        crate::db::rfc3339(time::OffsetDateTime::now_utc() + crate::app::tickets::TICKET_TTL);
+    let url = format!("{}/events?ticket={ticket}", nuage_shared::API_BASE);
+    Ok((
+        StatusCode::CREATED,
+        Json(ConsoleTicket {
+            ticket,
+            url,
+            expires_at,
+        }),
+    ))
+}
+
 /// A WebSocket of JSON `Event` messages about the caller's servers; authenticated before the
-/// upgrade (bearer header or `token` query parameter).
+/// upgrade (bearer header, or a `ticket` from `POST /events/ticket`).
 #[utoipa::path(get, path = "/events", tag = "service", params(EventsQuery),
     responses((status = 101, description = "Switching to a WebSocket of Event messages", body = nuage_shared::Event),
               (status = 401, body = nuage_shared::ErrorBody), (status = 403, body = nuage_shared::ErrorBody)))]
@@ -35,16 +66,28 @@ pub async fn events(
     mut parts: Parts,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let actor = ws_actor(&app, &parts, q.token.as_deref()).await?;
+    let actor = match (bearer(&parts), q.ticket.as_deref()) {
+        (Some(token), _) => app.authenticate(token).await?,
+        (None, Some(ticket)) if !ticket.is_empty() => app.events_open(ticket).await?,
+        _ => {
+            return Err(AppError::Unauthenticated(
+                "Sign in first: this call needs a bearer token or an events ticket.",
+            )
+            .into())
+        }
+    };
     if q.all {
         actor.require_admin()?;
     }
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE);
     let rx = app.events.subscribe();
+    let watch = app.watch(&actor);
     Ok(upgrade
-        .on_upgrade(move |socket| relay(socket, rx, actor, q.all))
+        .on_upgrade(move |socket| relay(socket, rx, actor, q.all, watch))
         .into_response())
 }
 
@@ -57,9 +100,18 @@ async fn relay(
     mut rx: tokio::sync::broadcast::Receiver<OwnedEvent>,
     actor: Actor,
     all: bool,
+    mut watch: CredentialWatch,
 ) {
     loop {
         tokio::select! {
+            () = watch.ended() => {
+                // The credential ended (logout, revocation, expiry): so does the socket.
+                let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 4001,
+                    reason: "credential ended".into(),
+                }))).await;
+                return;
+            }
             ev = rx.recv() => match ev {
                 Ok(ev) if concerns(&ev, &actor, all) => {
                     let Ok(text) = serde_json::to_string(&ev.event) else { continue };

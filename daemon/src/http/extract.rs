@@ -41,21 +41,6 @@ impl FromRequestParts<Arc<App>> for Actor {
     }
 }
 
-/// The caller of a WebSocket request, authenticated *before* the upgrade: a bearer header, or a
-/// `token` query parameter (browsers cannot set headers on a WebSocket).
-pub async fn ws_actor(
-    app: &App,
-    parts: &Parts,
-    query_token: Option<&str>,
-) -> Result<Actor, ApiError> {
-    let token = bearer(parts)
-        .or(query_token.filter(|t| !t.is_empty()))
-        .ok_or(AppError::Unauthenticated(
-            "Sign in first: this call needs a token.",
-        ))?;
-    Ok(app.authenticate(token).await?)
-}
-
 /// The client's address, when the server knows it (it does not in `oneshot` tests).
 pub struct ClientAddr(pub Option<IpAddr>);
 

@@ -140,3 +140,43 @@ pub async fn delete_user(
     app.delete_user(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A user's API tokens, never their secrets (admins).
+#[utoipa::path(get, path = "/users/{id}/tokens", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = [ApiToken]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn list_user_tokens(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(app.list_user_tokens(&actor, &id).await?))
+}
+
+/// Revoke one of a user's API tokens; sockets opened with it close (admins).
+#[utoipa::path(delete, path = "/users/{id}/tokens/{token_id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("token_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn revoke_user_token(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    app.revoke_user_token(&actor, &id, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign a user out everywhere: every session ends and every API token is deleted, open sockets
+/// close (admins; the caller's own credential is kept).
+#[utoipa::path(post, path = "/users/{id}/sign-out", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn sign_out_everywhere(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.sign_out_everywhere(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

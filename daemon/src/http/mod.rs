@@ -17,7 +17,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Json, Router};
 use nuage_shared::{ErrorBody, Health, HostInfo};
@@ -83,6 +83,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             identity::update_user,
             identity::delete_user
         ))
+        .routes(routes!(identity::list_user_tokens))
+        .routes(routes!(identity::revoke_user_token))
+        .routes(routes!(identity::sign_out_everywhere))
         .routes(routes!(host))
         .routes(routes!(audit::audit_log))
         .routes(routes!(servers::list_images, servers::import_image))
@@ -134,6 +137,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backups::cancel_job))
         .routes(routes!(console::console_ticket))
         .routes(routes!(console::console_ws))
+        .routes(routes!(events::events_ticket))
         .routes(routes!(events::events))
         .routes(routes!(openapi_json))
 }
@@ -175,7 +179,65 @@ pub fn router(app: AppState) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
         tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
     });
-    router.layer(trace).with_state(app)
+    let csp = content_security_policy(app.settings.web_dir.as_deref());
+    router
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let csp = csp.clone();
+                async move {
+                    let mut resp = next.run(req).await;
+                    let h = resp.headers_mut();
+                    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+                    h.insert(
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    );
+                    h.insert(
+                        header::REFERRER_POLICY,
+                        HeaderValue::from_static("no-referrer"),
+                    );
+                    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                    resp
+                }
+            },
+        ))
+        .layer(trace)
+        .with_state(app)
+}
+
+/// The web console's Content-Security-Policy: everything from this origin only, WebAssembly
+/// compiled by the page (`wasm-unsafe-eval`, no `unsafe-eval`), no framing, and Trunk's inline
+/// loader script allowed by its hash (read from the built `index.html`), no other inline script.
+fn content_security_policy(web_dir: Option<&FsPath>) -> HeaderValue {
+    use base64::Engine;
+    use sha2::Digest;
+    let index = web_dir
+        .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok())
+        .unwrap_or_default();
+    let mut hashes = String::new();
+    let mut rest = index.as_str();
+    while let Some(open) = rest.find("<script") {
+        let after = &rest[open..];
+        let (Some(tag_end), Some(close)) = (after.find('>'), after.find("</script>")) else {
+            break;
+        };
+        let body = &after[tag_end + 1..close.max(tag_end + 1)];
+        if !after[..tag_end].contains(" src=") && !body.is_empty() {
+            let sum = sha2::Sha256::digest(body.as_bytes());
+            hashes.push_str(&format!(
+                " 'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(sum)
+            ));
+        }
+        rest = &after[close.max(tag_end) + 1..];
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
 }
 
 /// This document.
@@ -230,20 +292,14 @@ async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostI
 }
 
 /// Prometheus metrics: per-server series labelled by server id, owner and name, and the host's
-/// allocation. Served at `/metrics` and `/api/v1/metrics`, to a request from loopback or with an
-/// admin's token.
+/// allocation. Served at `/metrics` and `/api/v1/metrics` with an admin's token (an API token
+/// in Prometheus' `authorization` setting): a reverse proxy on the same host makes every client
+/// look like loopback, so the peer's address proves nothing.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn prometheus(
-    State(app): State<AppState>,
-    extract::ClientAddr(client): extract::ClientAddr,
-    parts: axum::http::request::Parts,
-) -> ApiResult<Response> {
-    if !client.is_some_and(|a| a.is_loopback()) {
-        let actor = extract::ws_actor(&app, &parts, None).await?;
-        actor.require_admin()?;
-    }
+async fn prometheus(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    actor.require_admin()?;
     let text = app.prometheus().await?;
     Ok((
         [(

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 
-use crate::support::TestApp;
+use crate::support::{raw_http, TestApp, TestServer};
 
 #[tokio::test]
 async fn healthz_needs_no_token_and_says_the_hypervisor_is_simulated() {
@@ -74,4 +74,55 @@ async fn without_a_built_console_the_root_page_says_how_to_build_it() {
     let r = t.get("/", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("trunk build"));
+}
+
+#[tokio::test]
+async fn every_response_carries_the_browser_security_headers() {
+    let web = tempfile::tempdir().unwrap();
+    let loader = "import init from '/app.js'; init();";
+    std::fs::write(
+        web.path().join("index.html"),
+        format!("<!doctype html><title>console</title><script type=\"module\">{loader}</script>"),
+    )
+    .unwrap();
+    let t = TestApp::with_web_dir(Some(web.path().to_owned())).await;
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(loader));
+    for path in ["/", "/servers/abc", "/api/v1/nope", "/healthz"] {
+        let r = t.get(path, None).await;
+        let h = |name: &str| {
+            r.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_owned()
+        };
+        let csp = h("content-security-policy");
+        assert!(csp.contains("default-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+        assert!(!csp.contains("'unsafe-eval'"), "{csp}");
+        // The loader Trunk inlines is allowed by its hash, and no other inline script is.
+        assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+        assert_eq!(h("x-content-type-options"), "nosniff");
+        assert_eq!(h("referrer-policy"), "no-referrer");
+    }
+}
+
+#[tokio::test]
+async fn prometheus_metrics_need_an_admin_token_even_from_loopback() {
+    let server = TestServer::start().await;
+    let url = format!("http://{}/metrics", server.addr);
+    let get = |token: Option<String>| {
+        let url = url.clone();
+        async move {
+            raw_http("127.0.0.1", &url, "GET", token.as_deref(), None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(get(None).await, 401, "a loopback peer is no credential");
+    let admin = server.app.admin_token().await;
+    assert_eq!(get(Some(admin)).await, 200);
 }

@@ -24,6 +24,7 @@ pub struct Reply {
     pub bytes: Vec<u8>,
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
     pub text: String,
 }
@@ -131,6 +132,7 @@ impl TestApp {
         .unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -144,6 +146,7 @@ impl TestApp {
             bytes: bytes.to_vec(),
             status,
             content_type,
+            headers,
             body,
             text,
         }
@@ -160,11 +163,13 @@ impl TestApp {
             .unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         Reply {
             bytes: bytes.to_vec(),
             status,
             content_type: String::new(),
+            headers,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
         }
@@ -216,4 +221,42 @@ impl TestApp {
             .to_owned();
         (token, id)
     }
+}
+
+/// One HTTP/1.1 request over a real TCP connection from the loopback address `from` (any of
+/// 127.0.0.0/8, so tests can play several clients), to `url` on a [`TestServer`]: status and
+/// body.
+pub async fn raw_http(
+    from: &str,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = socket.connect(host.parse().unwrap()).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = json.unwrap_or("");
+    let head = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }

@@ -40,6 +40,13 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/users/{id}", Other::Admin),
     ("PATCH", "/api/v1/users/{id}", Other::Admin),
     ("DELETE", "/api/v1/users/{id}", Other::Admin),
+    ("GET", "/api/v1/users/{id}/tokens", Other::Admin),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/tokens/{token_id}",
+        Other::Admin,
+    ),
+    ("POST", "/api/v1/users/{id}/sign-out", Other::Admin),
     ("GET", "/api/v1/host", Other::Admin),
     ("GET", "/api/v1/audit", Other::Admin),
     ("GET", "/api/v1/images", Other::Own(200)),
@@ -57,6 +64,7 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/vms/{id}/console/ws", Other::Ticket),
     // Without WebSocket upgrade headers an authenticated call is a bad request.
     ("GET", "/api/v1/events", Other::Own(400)),
+    ("POST", "/api/v1/events/ticket", Other::Own(201)),
     ("GET", "/api/v1/vms/{id}/metrics", Other::NotFound),
     ("PUT", "/api/v1/vms/{id}/limits", Other::Admin),
     ("GET", "/api/v1/vms/{id}/snapshots", Other::NotFound),
@@ -89,7 +97,7 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("GET", "/api/v1/jobs/{id}", Other::NotFound),
     ("POST", "/api/v1/jobs/{id}/cancel", Other::NotFound),
     ("PUT", "/api/v1/users/{id}/limits", Other::Admin),
-    // Loopback or an admin token; these requests come from no address at all.
+    // An admin token, from loopback too (`service::prometheus_metrics_need_an_admin_token…`).
     ("GET", "/metrics", Other::Admin),
     ("GET", "/api/v1/metrics", Other::Admin),
 ];
@@ -214,6 +222,7 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         path.replace("{id}", id)
             .replace("{sid}", &snap_id)
             .replace("{bid}", &backup_id)
+            .replace("{token_id}", &token_id)
             .replace("{action}", "stop")
             .replace("/upload", "/upload?name=sneaky")
     };

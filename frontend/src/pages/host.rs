@@ -46,7 +46,9 @@ fn host_facts(h: HostInfo) -> impl IntoView {
         Accel::Kvm => "KVM (hardware)",
         Accel::Tcg => "TCG (software emulation)",
     };
+    let warnings = h.warnings.clone();
     view! {
+        {warnings.into_iter().map(|w| view! { <p class="error host-warning">{w}</p> }).collect::<Vec<_>>()}
         <dl class="facts">
             <dt>"Host name"</dt><dd id="host-name">{h.hostname}</dd>
             <dt>"Hypervisor"</dt>
