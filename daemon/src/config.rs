@@ -141,6 +141,15 @@ pub struct HostPolicyArgs {
     /// Seconds between two usage samples of every server [default: 10].
     #[arg(long, env = "NUAGE_METRICS_INTERVAL")]
     pub metrics_interval: Option<u64>,
+    /// Days the audit log keeps an entry [default: 90].
+    #[arg(long, env = "NUAGE_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Entries the audit log keeps at most, the oldest going first [default: 1000000].
+    #[arg(long, env = "NUAGE_AUDIT_MAX_ROWS")]
+    pub audit_max_rows: Option<u64>,
+    /// Client connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, env = "NUAGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The resolved host policy.
@@ -160,6 +169,9 @@ pub struct HostPolicy {
     /// The servers' subnet, when the operator chose one.
     pub network_cidr: Option<Cidr>,
     pub metrics_interval: std::time::Duration,
+    pub audit_retention_days: u32,
+    pub audit_max_rows: u64,
+    pub max_connections: usize,
 }
 
 impl Default for HostPolicy {
@@ -187,6 +199,9 @@ impl HostPolicyArgs {
             network_name: self.network_name.or(file.network_name),
             network_cidr: self.network_cidr.or(file.network_cidr),
             metrics_interval: self.metrics_interval.or(file.metrics_interval),
+            audit_retention_days: self.audit_retention_days.or(file.audit_retention_days),
+            audit_max_rows: self.audit_max_rows.or(file.audit_max_rows),
+            max_connections: self.max_connections.or(file.max_connections),
         }
     }
 
@@ -220,7 +235,22 @@ impl HostPolicyArgs {
         if !(1..=3600).contains(&interval) {
             return Err(format!("metrics interval {interval} s: 1 to 3600"));
         }
+        let retention = self.audit_retention_days.unwrap_or(90);
+        if !(1..=36_500).contains(&retention) {
+            return Err(format!("audit retention {retention} days: 1 to 36500"));
+        }
+        let max_rows = self.audit_max_rows.unwrap_or(1_000_000);
+        if max_rows < 1000 {
+            return Err(format!("audit max rows {max_rows}: at least 1000"));
+        }
+        let max_connections = self.max_connections.unwrap_or(1024);
+        if !(16..=1_000_000).contains(&max_connections) {
+            return Err(format!("max connections {max_connections}: 16 to 1000000"));
+        }
         Ok(HostPolicy {
+            audit_retention_days: retention,
+            audit_max_rows: max_rows,
+            max_connections,
             cpu_overcommit: ratio("cpu overcommit", self.cpu_overcommit, 4.0)?,
             memory_overcommit: ratio("memory overcommit", self.memory_overcommit, 1.0)?,
             disk_overcommit: ratio("disk overcommit", self.disk_overcommit, 1.0)?,

@@ -13,7 +13,6 @@ pub mod hypervisor;
 pub mod storage;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -25,11 +24,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     app.start_background();
+    let max_connections = app.settings.host.max_connections;
     let router = http::router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    http::serve::run(listener, router, max_connections, shutdown).await
+}
+
+/// Raises the soft limit on open files to the hard limit (often 1024 → 524288): every client
+/// connection, console and disk takes a descriptor, and `--max-connections` needs room beyond
+/// them. Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            return getrlimit(Resource::Nofile).current;
+        }
+    }
+    limit.current
 }

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let open_files = nuage_daemon::raise_open_files_limit();
+    tracing::debug!(?open_files, "open files limit");
     let settings = match Settings::resolve(cli) {
         Ok(s) => s,
         Err(e) => return refuse(&e),

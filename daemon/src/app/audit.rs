@@ -1,4 +1,10 @@
 //! Recording and reading the audit log.
+//!
+//! What is stored is bounded, so that nobody can fill the disk that holds every server's disk
+//! with it: only requests to a real route are recorded, each field is cut to a few dozen
+//! characters, anonymous refusals are counted (one summary entry per housekeeping round, and
+//! `nuage_audit_anonymous_refusals_total`) instead of stored one by one, and old entries go
+//! after `--audit-retention-days` or past `--audit-max-rows` (`housekeeping.rs`).
 
 use std::net::IpAddr;
 
@@ -20,14 +26,21 @@ pub struct AuditRecord {
     pub status: u16,
 }
 
-/// `/api/v1/vms/<id>/stop` → (`vms`, `<id>`).
+/// The most characters a stored field keeps.
+const FIELD: usize = 64;
+
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// `/api/v1/vms/<id>/stop` → (`vms`, `<id>`), each cut to [`FIELD`] characters.
 fn resource_of(path: &str) -> (String, Option<String>) {
     let mut parts = path
         .trim_start_matches("/api/v1/")
         .split('/')
         .filter(|p| !p.is_empty());
-    let kind = parts.next().unwrap_or("").to_owned();
-    let id = parts.next().map(str::to_owned);
+    let kind = cut(parts.next().unwrap_or(""), FIELD);
+    let id = parts.next().map(|p| cut(p, FIELD));
     (kind, id)
 }
 
@@ -40,6 +53,18 @@ fn outcome(status: u16) -> &'static str {
 }
 
 impl App {
+    /// Counts a request refused to a caller with no valid credential, instead of storing it.
+    pub fn count_anonymous_refusal(&self) {
+        self.anonymous_refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refusals of anonymous requests since the daemon started.
+    pub fn anonymous_refusals(&self) -> u64 {
+        self.anonymous_refusals
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Appends one entry. A failure to record is logged, never shown to the caller.
     pub async fn record_audit(&self, rec: AuditRecord) {
         let (resource_type, resource_id) = resource_of(&rec.path);
@@ -51,14 +76,15 @@ impl App {
                 .actor
                 .as_ref()
                 .map(|a| a.username.clone())
-                .or(rec.username),
+                .or(rec.username)
+                .map(|u| cut(&u, FIELD)),
             vm_id: (resource_type == "vms")
                 .then(|| resource_id.clone())
                 .flatten(),
-            action: rec.action,
+            action: cut(&rec.action, 2 * FIELD),
             resource_type,
             resource_id,
-            client: rec.client.map(|c| c.to_string()),
+            client: rec.client.map(|c| cut(&c.to_string(), FIELD)),
             outcome: outcome(rec.status).into(),
             status: Some(rec.status),
         };

@@ -152,6 +152,12 @@ impl App {
     ) -> Result<LoginResponse, AppError> {
         let username = req.username.clone();
         let result = self.try_login(req, client).await;
+        // Refusals before any password was checked are counted, not stored: a flood of them
+        // must not fill the audit log (its guesses were never tried).
+        if matches!(result, Err(AppError::RateLimited(_))) {
+            self.count_anonymous_refusal();
+            return result;
+        }
         let status = match &result {
             Ok(_) => 200,
             Err(AppError::RateLimited(_)) => 429,

@@ -328,6 +328,17 @@ impl App {
             "gauge",
         );
         let _ = writeln!(out, "nuage_host_servers {}", allocated.vms);
+        gauge(
+            &mut out,
+            "nuage_audit_anonymous_refusals_total",
+            "requests refused for want of a valid credential (counted, not stored)",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "nuage_audit_anonymous_refusals_total {}",
+            self.anonymous_refusals()
+        );
 
         let store = self.metrics.inner.lock().unwrap_or_else(|p| p.into_inner());
         type Get = fn(&DomainStats) -> f64;

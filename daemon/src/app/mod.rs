@@ -11,6 +11,7 @@ pub mod backups;
 pub mod console;
 pub mod error;
 pub mod host;
+pub mod housekeeping;
 pub mod images;
 pub mod jobs;
 pub mod metrics;
@@ -57,6 +58,10 @@ pub struct App {
     pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
     /// Credentials that just ended, for the sockets opened with them (`revoke.rs`).
     revocations: tokio::sync::broadcast::Sender<revoke::Revocation>,
+    /// Anonymous requests refused (counted, not stored: `audit.rs`).
+    anonymous_refusals: std::sync::atomic::AtomicU64,
+    /// How many of them the audit log's last summary entry covered.
+    anonymous_reported: std::sync::atomic::AtomicU64,
     /// Failed sign-ins per username and per client address.
     logins: ratelimit::LoginLimiter,
     /// The bound on password checks running at once (Argon2's memory).

@@ -137,6 +137,8 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         events: tokio::sync::broadcast::channel(1024).0,
         revocations: tokio::sync::broadcast::channel(1024).0,
         logins: Default::default(),
+        anonymous_refusals: Default::default(),
+        anonymous_reported: Default::default(),
         password_checks: Default::default(),
         consoles: Default::default(),
         event_tickets: Default::default(),

@@ -850,6 +850,7 @@ impl App {
     /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
     pub fn start_background(self: &Arc<Self>) {
         self.start_sampler();
+        self.start_housekeeping();
         self.start_scheduler(std::time::Duration::from_secs(30));
         let app = self.clone();
         tokio::spawn(async move {

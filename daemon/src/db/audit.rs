@@ -67,3 +67,17 @@ pub fn list(c: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, DbError>
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Forgets entries older than `before` (RFC 3339) and all but the newest `keep`.
+pub fn prune(c: &Connection, before: &str, keep: u64) -> Result<usize, DbError> {
+    let old = c.execute("DELETE FROM audit WHERE at < ?1", [before])?;
+    let over = c.execute(
+        "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        [i64::try_from(keep).unwrap_or(i64::MAX)],
+    )?;
+    Ok(old + over)
+}
+
+pub fn count(c: &Connection) -> Result<u64, DbError> {
+    Ok(c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+}

@@ -304,3 +304,11 @@ pub fn fail_interrupted_jobs(c: &Connection, at: &str) -> Result<Vec<Job>, DbErr
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Forgets jobs that finished before `before` (RFC 3339).
+pub fn prune_jobs(c: &Connection, before: &str) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?1",
+        [before],
+    )?)
+}

@@ -1,6 +1,8 @@
 //! The audit trail of the HTTP surface: every state-changing request (anything but GET, HEAD and
-//! OPTIONS) is recorded with who made it, what it asked, from where, and the status it got.
-//! Sign-ins are recorded by the app itself (it knows the username tried).
+//! OPTIONS) to one of the API's routes is recorded with who made it, what it asked, from where,
+//! and the status it got. Requests without a valid credential, and requests to no route, are
+//! only counted (`app/audit.rs` says why). Sign-ins are recorded by the app itself (it knows
+//! the username tried).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,8 +45,22 @@ pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     let path = parts.uri.path().to_owned();
-    let action = format!("{} {}", parts.method, route.unwrap_or_else(|| path.clone()));
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let response;
+    let action = match (&actor, route) {
+        (Some(_), Some(route)) if route != super::CATCH_ALL => {
+            let action = format!("{} {route}", parts.method);
+            response = next.run(Request::from_parts(parts, body)).await;
+            action
+        }
+        // No credential, or no such route: count it if refused, store nothing.
+        _ => {
+            let response = next.run(Request::from_parts(parts, body)).await;
+            if !response.status().is_success() {
+                app.count_anonymous_refusal();
+            }
+            return response;
+        }
+    };
     app.record_audit(AuditRecord {
         actor,
         username: None,

@@ -11,6 +11,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod identity;
+pub mod serve;
 mod servers;
 
 use std::path::Path as FsPath;
@@ -33,6 +34,9 @@ use error::ApiError;
 
 type AppState = Arc<App>;
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The route that answers every unknown API path (a JSON 404, never the console).
+const CATCH_ALL: &str = "/api/v1/{*rest}";
 
 /// Bodies above this are refused before they are read (JSON requests are small).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -162,14 +166,18 @@ pub fn router(app: AppState) -> Router {
     let router = router
         // Unknown API paths are JSON 404s, never the console.
         .route(
-            "/api/v1/{*rest}",
+            CATCH_ALL,
             axum::routing::any(|| async { ApiError::NoRoute }),
         )
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             audit::record,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        // A body may not pause longer than this between two pieces (slow-body clients).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            serve::BODY_IDLE,
+        ));
     let router = match &app.settings.web_dir {
         Some(dir) => router.fallback_service(console_files(dir)),
         None => router.fallback(no_console),

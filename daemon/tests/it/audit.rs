@@ -173,3 +173,98 @@ async fn a_burst_of_wrong_passwords_gets_exactly_the_limit_and_the_owner_still_g
     let (status, body) = raw_http("127.0.0.2", &url, "POST", None, Some(&right)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// An anonymous flood of long-path POSTs (to real routes and to none) stores nothing but one
+/// summary entry: the audit log cannot be used to fill the disk.
+#[tokio::test]
+async fn anonymous_floods_are_counted_not_stored() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let count = |t: &TestApp| {
+        let app = t.app.clone();
+        async move {
+            app.db
+                .call(|c| nuage_daemon::db::audit::count(c))
+                .await
+                .unwrap()
+        }
+    };
+    let before = count(&t).await;
+    let long = "x".repeat(60_000);
+    for i in 0..200 {
+        let path = match i % 3 {
+            0 => format!("/api/v1/vms/{long}/stop"),
+            1 => format!("/api/v1/{long}"),
+            _ => "/api/v1/vms".to_owned(),
+        };
+        let token = (i % 2 == 0).then_some("forged.token.here");
+        let r = t.post(&path, token, "{}").await;
+        assert!(r.status.is_client_error(), "{path:.40}: {}", r.status);
+    }
+    // 200 failed sign-ins past the limit, too.
+    for _ in 0..200 {
+        t.login("admin", "wrong").await;
+    }
+    let after = count(&t).await;
+    assert!(
+        after - before <= 5,
+        "{} entries for 400 anonymous requests",
+        after - before
+    );
+    assert!(t.app.anonymous_refusals() >= 395);
+    t.app.housekeep().await.unwrap();
+    let r = t.get("/api/v1/audit?limit=1", Some(&admin)).await;
+    let summary = r.body[0]["action"].as_str().unwrap().to_owned();
+    assert!(summary.ends_with("anonymous requests refused"), "{summary}");
+    assert_eq!(count(&t).await, after + 1);
+    // Entries a signed-in user causes keep their fields short.
+    let r = t
+        .post(&format!("/api/v1/vms/{long}/stop"), Some(&admin), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = t.get("/api/v1/audit?limit=1", Some(&admin)).await;
+    assert_eq!(r.body[0]["resource_id"].as_str().unwrap().len(), 64);
+    assert!(r.text.len() < 1024, "{}", r.text.len());
+}
+
+#[tokio::test]
+async fn old_audit_entries_go_after_the_retention_and_past_the_row_cap() {
+    let (app, t) = TestApp::with_policy(&["--audit-max-rows", "1000"]).await;
+    let admin = t.admin_token().await;
+    let entry = |at: &str, i: usize| nuage_shared::AuditEntry {
+        id: 0,
+        at: at.into(),
+        user_id: None,
+        username: None,
+        action: format!("old {i}"),
+        resource_type: "vms".into(),
+        resource_id: None,
+        vm_id: None,
+        client: None,
+        outcome: "success".into(),
+        status: Some(200),
+    };
+    app.db
+        .call(move |c| {
+            for i in 0..10 {
+                nuage_daemon::db::audit::insert(c, &entry("2001-01-01T00:00:00Z", i))?;
+            }
+            for i in 0..1500 {
+                nuage_daemon::db::audit::insert(c, &entry(&nuage_daemon::db::now_rfc3339(), i))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let swept = app.housekeep().await.unwrap();
+    assert!(swept.audit >= 510, "{swept:?}");
+    let total = app
+        .db
+        .call(|c| nuage_daemon::db::audit::count(c))
+        .await
+        .unwrap();
+    assert_eq!(total, 1000);
+    let r = t.get("/api/v1/audit?limit=1000", Some(&admin)).await;
+    assert!(!r.text.contains("2001-01-01"));
+    assert!(r.text.contains("old 1499"), "the newest stay");
+}

@@ -1,5 +1,7 @@
 //! Health, host information, unknown routes and the web console's files.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 
 use crate::support::{raw_http, TestApp, TestServer};
@@ -125,4 +127,46 @@ async fn prometheus_metrics_need_an_admin_token_even_from_loopback() {
     assert_eq!(get(None).await, 401, "a loopback peer is no credential");
     let admin = server.app.admin_token().await;
     assert_eq!(get(Some(admin)).await, 200);
+}
+
+/// A thousand clients that send headers and then a body one byte at a time (or half a header
+/// and nothing) do not keep `/healthz` from answering; a half-sent header is cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_answers_while_a_thousand_slow_clients_hold_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    nuage_daemon::raise_open_files_limit();
+    let server = TestServer::start().await;
+    let mut slow = Vec::new();
+    for i in 0..1000 {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head: &[u8] = if i % 2 == 0 {
+            b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        } else {
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        };
+        s.write_all(head).await.unwrap();
+        slow.push(s);
+    }
+    let url = format!("http://{}/healthz", server.addr);
+    for _ in 0..20 {
+        let answered = tokio::time::timeout(
+            Duration::from_secs(5),
+            raw_http("127.0.0.1", &url, "GET", None, None),
+        )
+        .await
+        .expect("/healthz answers under 1000 hostile connections");
+        assert_eq!(answered.0, 200);
+    }
+    // The half-sent header is cut off once its time is up (the server closes or answers 408).
+    let mut half = slow.pop().unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        nuage_daemon::http::serve::HEADER_TIMEOUT + Duration::from_secs(5),
+        half.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection is still open past the header timeout"
+    );
 }
