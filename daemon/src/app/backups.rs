@@ -167,6 +167,16 @@ impl App {
     /// `POST /vms/{id}/snapshots`: counted against the `snapshots` quota (checked and recorded in
     /// one transaction); with memory when the server runs.
     pub async fn create_snapshot(
+        self: &Arc<Self>,
+        actor: &Actor,
+        vm_id: &str,
+        req: CreateSnapshot,
+    ) -> Result<Snapshot, AppError> {
+        let (app, actor, id) = (self.clone(), actor.clone(), vm_id.to_owned());
+        super::to_completion(async move { app.create_snapshot_steps(&actor, &id, req).await }).await
+    }
+
+    async fn create_snapshot_steps(
         &self,
         actor: &Actor,
         vm_id: &str,
@@ -247,6 +257,18 @@ impl App {
     /// `POST /vms/{id}/snapshots/{sid}/revert`: the disk (and, for a snapshot with memory, the
     /// running guest) as it was; returns the server in the state that leaves it.
     pub async fn revert_snapshot(
+        self: &Arc<Self>,
+        actor: &Actor,
+        vm_id: &str,
+        sid: &str,
+    ) -> Result<Vm, AppError> {
+        let (app, actor) = (self.clone(), actor.clone());
+        let (id, sid) = (vm_id.to_owned(), sid.to_owned());
+        super::to_completion(async move { app.revert_snapshot_steps(&actor, &id, &sid).await })
+            .await
+    }
+
+    async fn revert_snapshot_steps(
         &self,
         actor: &Actor,
         vm_id: &str,
@@ -272,6 +294,18 @@ impl App {
 
     /// `DELETE /vms/{id}/snapshots/{sid}`: frees its quota.
     pub async fn delete_snapshot(
+        self: &Arc<Self>,
+        actor: &Actor,
+        vm_id: &str,
+        sid: &str,
+    ) -> Result<(), AppError> {
+        let (app, actor) = (self.clone(), actor.clone());
+        let (id, sid) = (vm_id.to_owned(), sid.to_owned());
+        super::to_completion(async move { app.delete_snapshot_steps(&actor, &id, &sid).await })
+            .await
+    }
+
+    async fn delete_snapshot_steps(
         &self,
         actor: &Actor,
         vm_id: &str,
@@ -795,29 +829,36 @@ impl App {
                 let name = domain_name(&vm.id);
                 let dest = self.vm_dir(&vm.id).join("disk.qcow2");
                 let disk_gib = vm.disk_gib.max(desc.disk_gib);
-                // Snapshots live inside the disk being replaced: they go with it.
+                let vm_id = vm.id.clone();
+                // The new disk goes in place first: until then a failure leaves the server as
+                // it was, snapshots included.
+                tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+                    storage::grow(&disk, disk_gib)
+                        .map_err(|e| AppError::internal("cannot size the restored disk", e))?;
+                    if super::failpoint_for("restore-before-rename", &vm_id) {
+                        return Err(AppError::internal(
+                            "failpoint restore-before-rename",
+                            std::io::Error::other("failpoint"),
+                        ));
+                    }
+                    std::fs::rename(&disk, &dest)
+                        .map_err(|e| AppError::internal("cannot put the restored disk in place", e))
+                })
+                .await
+                .map_err(blocking_lost)??;
+                // The snapshots lived inside the disk just replaced: they went with it, and
+                // only their records are left to forget.
                 self.hv_call(move |hv| {
                     for s in &snaps {
-                        hv.delete_snapshot(&name, &s.id)?;
+                        hv.forget_snapshot(&name, &s.id)?;
                     }
                     Ok(())
                 })
                 .await?;
                 let id = vm.id.clone();
                 self.db
-                    .call(move |c| {
-                        c.execute("DELETE FROM snapshots WHERE vm_id = ?1", [&id])?;
-                        Ok(())
-                    })
+                    .call(move |c| q::delete_snapshots_of(c, &id))
                     .await?;
-                tokio::task::spawn_blocking(move || -> Result<(), AppError> {
-                    storage::grow(&disk, disk_gib)
-                        .map_err(|e| AppError::internal("cannot size the restored disk", e))?;
-                    std::fs::rename(&disk, &dest)
-                        .map_err(|e| AppError::internal("cannot put the restored disk in place", e))
-                })
-                .await
-                .map_err(blocking_lost)??;
             }
         }
         Ok(())

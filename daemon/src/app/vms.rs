@@ -325,7 +325,12 @@ impl App {
 
     /// `POST /vms`: checks and reserves the quota, makes the disk (a linked clone of the image)
     /// and the seed, defines the domain and boots it. Any failure undoes all of it.
-    pub async fn create_vm(&self, actor: &Actor, req: CreateVm) -> Result<Vm, AppError> {
+    pub async fn create_vm(self: &Arc<Self>, actor: &Actor, req: CreateVm) -> Result<Vm, AppError> {
+        let (app, actor) = (self.clone(), actor.clone());
+        super::to_completion(async move { app.create_vm_steps(&actor, req).await }).await
+    }
+
+    async fn create_vm_steps(&self, actor: &Actor, req: CreateVm) -> Result<Vm, AppError> {
         validate_vm_name(&req.name).map_err(|m| AppError::Invalid(m.into()))?;
         let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
         validate_hostname(&hostname).map_err(|m| AppError::Invalid(m.into()))?;
@@ -558,6 +563,16 @@ impl App {
 
     /// `POST /vms/{id}/{action}`.
     pub async fn vm_action(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: &str,
+        action: VmAction,
+    ) -> Result<Vm, AppError> {
+        let (app, actor, id) = (self.clone(), actor.clone(), id.to_owned());
+        super::to_completion(async move { app.vm_action_steps(&actor, &id, action).await }).await
+    }
+
+    async fn vm_action_steps(
         &self,
         actor: &Actor,
         id: &str,
@@ -643,7 +658,22 @@ impl App {
     /// `PATCH /vms/{id}`: rename, and resize within quota. A stopped server takes the new size at
     /// once; a running one grows its disk live and takes new vCPUs and memory at its next boot
     /// (shown as `pending`). Disks only grow.
-    pub async fn update_vm(&self, actor: &Actor, id: &str, req: UpdateVm) -> Result<Vm, AppError> {
+    pub async fn update_vm(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: &str,
+        req: UpdateVm,
+    ) -> Result<Vm, AppError> {
+        let (app, actor, id) = (self.clone(), actor.clone(), id.to_owned());
+        super::to_completion(async move { app.update_vm_steps(&actor, &id, req).await }).await
+    }
+
+    async fn update_vm_steps(
+        &self,
+        actor: &Actor,
+        id: &str,
+        req: UpdateVm,
+    ) -> Result<Vm, AppError> {
         let vm = self.visible_vm(actor, id).await?;
         let _turn = self.turn(&vm.id).await;
         let vm = self.reload(&vm.id).await?;
@@ -735,6 +765,9 @@ impl App {
             let limits = self.limits_of(&vm, vcpus, memory_mib, owner);
             let spec = self.domain_spec(&vm, vcpus, memory_mib, limits);
             let (grow, old_disk) = (disk_gib > vm.disk_gib, vm.disk_gib);
+            let grown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let grown_flag = grown.clone();
+            let vm_id = vm.id.clone();
             let applied = self
                 .hv_call(move |hv| {
                     if grow && live {
@@ -744,19 +777,29 @@ impl App {
                             HvError::Refused(format!("growing the disk failed: {e}"))
                         })?;
                     }
+                    grown_flag.store(grow, std::sync::atomic::Ordering::SeqCst);
+                    if super::failpoint_for("resize-after-grow", &vm_id) {
+                        return Err(HvError::Refused("failpoint resize-after-grow".into()));
+                    }
                     // The persistent definition carries the new size; a running domain takes it
                     // at its next boot.
                     hv.define(&spec.to_xml()?).map(drop)
                 })
                 .await;
             if let Err(e) = applied {
-                // Give back what was recorded (the disk may only have grown: keep what it is).
+                // Give back what was recorded, but a disk that already grew keeps its new size
+                // (disks never shrink): the quota must count what the disk really is.
+                let kept_disk = if grown.load(std::sync::atomic::Ordering::SeqCst) {
+                    disk_gib
+                } else {
+                    old_disk
+                };
                 let (id, v, m) = (vm.id.clone(), vm.vcpus, vm.memory_mib);
                 let pending = vm.pending;
                 let _ = self
                     .db
                     .call(move |c| {
-                        vms::set_size(c, &id, v, m, old_disk)?;
+                        vms::set_size(c, &id, v, m, kept_disk)?;
                         vms::set_pending(c, &id, pending)
                     })
                     .await;
@@ -774,7 +817,12 @@ impl App {
     }
 
     /// `DELETE /vms/{id}`: powers off, removes the domain, its disk and seed, and frees the quota.
-    pub async fn delete_vm(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+    pub async fn delete_vm(self: &Arc<Self>, actor: &Actor, id: &str) -> Result<(), AppError> {
+        let (app, actor, id) = (self.clone(), actor.clone(), id.to_owned());
+        super::to_completion(async move { app.delete_vm_steps(&actor, &id).await }).await
+    }
+
+    async fn delete_vm_steps(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         let vm = self.visible_vm(actor, id).await?;
         let turn = self.turn(&vm.id).await;
         let vm = self.reload(&vm.id).await?;

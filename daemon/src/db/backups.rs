@@ -312,3 +312,9 @@ pub fn prune_jobs(c: &Connection, before: &str) -> Result<usize, DbError> {
         [before],
     )?)
 }
+
+/// Forgets every snapshot record of a server (its disk was replaced).
+pub fn delete_snapshots_of(c: &Connection, vm_id: &str) -> Result<(), DbError> {
+    c.execute("DELETE FROM snapshots WHERE vm_id = ?1", [vm_id])?;
+    Ok(())
+}

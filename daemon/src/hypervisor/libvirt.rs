@@ -485,6 +485,19 @@ impl Hypervisor for Libvirt {
         })
     }
 
+    fn forget_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let snap = match Domain::lookup_snapshot_by_name(&dom, snapshot, 0) {
+                Ok(s) => s,
+                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomainSnapshot) => return Ok(()),
+                Err(e) => return Err(lv("find a snapshot")(e)),
+            };
+            snap.delete(sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+                .map_err(lv("forget a snapshot"))
+        })
+    }
+
     fn begin_backup(&self, name: &str, target: &std::path::Path) -> Result<(), HvError> {
         let xml = super::snapshot::backup_xml("vda", &["vdb"], target)?;
         self.with_conn(|c| {

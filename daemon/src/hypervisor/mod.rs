@@ -181,6 +181,10 @@ pub trait Hypervisor: Send + Sync + 'static {
 
     fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
 
+    /// Forgets a snapshot's record in libvirt without touching any disk (the disk that held it
+    /// was replaced). A snapshot that is not there is no error.
+    fn forget_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
+
     /// Starts a full push-mode backup of the running domain's disk `vda` into a new qcow2 file
     /// at `target`; the guest keeps running. `HvError::Unsupported` where the driver has none.
     fn begin_backup(&self, name: &str, target: &std::path::Path) -> Result<(), HvError>;

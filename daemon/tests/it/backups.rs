@@ -612,3 +612,47 @@ async fn a_user_with_backups_is_not_deleted_until_they_are() {
     let r = t.send(Method::DELETE, &user, Some(&admin), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }
+
+/// A restore in place that fails before its disk is in place leaves the server as it was,
+/// snapshots included (they used to be deleted first).
+#[tokio::test]
+async fn a_failed_restore_in_place_keeps_the_disk_and_the_snapshots() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(6, 2)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let (_, b) = backup(&t, &alice, &vm).await;
+    let bid = b["id"].as_str().unwrap().to_owned();
+    let r = t
+        .post(
+            &format!("/api/v1/vms/{vm}/snapshots"),
+            Some(&alice),
+            r#"{"name":"before"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    scribble(&disk_of(&t, &vm), 0x22, 2);
+    let now = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(disk_of(&t, &vm), now.path()).unwrap();
+
+    nuage_daemon::app::arm_failpoint(&format!("restore-before-rename:{vm}"));
+    let r = t
+        .post(
+            &format!("/api/v1/backups/{bid}/restore"),
+            Some(&alice),
+            "{}",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let job = wait_job(&t, &alice, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        same_content(&disk_of(&t, &vm), now.path()),
+        "the disk is untouched"
+    );
+    let snaps = t
+        .get(&format!("/api/v1/vms/{vm}/snapshots"), Some(&alice))
+        .await;
+    assert_eq!(snaps.body.as_array().unwrap().len(), 1, "{}", snaps.text);
+}

@@ -508,3 +508,112 @@ async fn a_late_libvirt_event_does_not_undo_a_newer_state() {
     let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
     assert_eq!(vm["state"], "stopped");
 }
+
+/// A resize whose disk grew but whose definition failed keeps the disk's new size in the
+/// record, so the quota counts what the disk really takes.
+#[tokio::test]
+async fn a_failed_resize_keeps_counting_a_disk_that_already_grew() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let q = json!({"vcpus": 4, "memory_mib": 4096, "disk_gib": 10, "vms": 2, "snapshots": 0});
+    let (alice, _) = t.user_with_quota(&admin, "alice", q).await;
+    let body = json!({"name": "web", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1, "start": false});
+    let r = t.post("/api/v1/vms", Some(&alice), &body.to_string()).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    nuage_daemon::app::arm_failpoint(&format!("resize-after-grow:{id}"));
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/vms/{id}"),
+            Some(&alice),
+            Some(r#"{"disk_gib":3,"vcpus":2}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "-f", "qcow2", "--output=json"])
+        .arg(t.data_dir.join("vms").join(&id).join("disk.qcow2"))
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["virtual-size"], 3u64 << 30, "the disk grew");
+    let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await;
+    assert_eq!(vm.body["disk_gib"], 3, "{}", vm.text);
+    assert_eq!(vm.body["vcpus"], 1, "the rest is given back");
+    let me = t.get("/api/v1/me", Some(&alice)).await;
+    assert_eq!(me.body["usage"]["disk_gib"], 3);
+}
+
+/// A caller that goes away in the middle of a create, an action or a delete (a client that
+/// disconnects drops its request) leaves no server half-made: each change runs to its end.
+#[tokio::test]
+async fn changes_finish_when_their_caller_goes_away() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let q = json!({"vcpus": 40, "memory_mib": 40960, "disk_gib": 40, "vms": 40, "snapshots": 0});
+    let (alice, alice_id) = t.user_with_quota(&admin, "alice", q).await;
+    let actor = nuage_daemon::app::Actor {
+        user_id: alice_id,
+        username: "alice".into(),
+        role: nuage_shared::Role::User,
+        session: String::new(),
+        expires: None,
+    };
+    // Abandon each create after a growing delay, so that every await point gets its turn.
+    for i in 0..20u64 {
+        let req: nuage_shared::CreateVm = serde_json::from_value(json!({
+            "name": format!("web-{i}"), "image_id": image, "vcpus": 1, "memory_mib": 256,
+            "disk_gib": 1
+        }))
+        .unwrap();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(200 * i),
+            t.app.create_vm(&actor, req),
+        )
+        .await;
+    }
+    // Whatever was begun finishes: nothing stays `creating`, and usage matches what exists.
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = t
+            .get("/api/v1/vms", Some(&alice))
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .clone();
+        if listed.iter().all(|v| v["state"] != "creating") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let states: Vec<_> = listed.iter().map(|v| (&v["name"], &v["state"])).collect();
+    assert!(listed.iter().all(|v| v["state"] == "running"), "{states:?}");
+    let me = t.get("/api/v1/me", Some(&alice)).await;
+    assert_eq!(me.body["usage"]["vms"], listed.len(), "{}", me.text);
+    // Deletes abandoned at once still finish.
+    for v in &listed {
+        let id = v["id"].as_str().unwrap().to_owned();
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, t.app.delete_vm(&actor, &id)).await;
+    }
+    for _ in 0..100 {
+        listed = t
+            .get("/api/v1/vms", Some(&alice))
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .clone();
+        if listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(
+        t.get("/api/v1/me", Some(&alice)).await.body["usage"]["vms"],
+        0
+    );
+}
