@@ -304,7 +304,15 @@ pub fn read(
             DISK if description.is_some() && disk.is_none() => {
                 let max = max_disk_bytes(description.as_ref().map_or(&[][..], |d| &d.0))?;
                 let path = dir.join("disk.qcow2");
-                let file = File::create(&path).map_err(io_err("create the disk"))?;
+                let file = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .map_err(io_err("create the disk"))?
+                };
                 let mut hash = Sha256::new();
                 let mut dec = zstd::stream::write::Decoder::new(Capped {
                     inner: BufWriter::with_capacity(CHUNK, file),

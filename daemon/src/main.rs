@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Files the daemon creates are its own: disks, seeds, the database and its journal (which
+    // holds password hashes) get no read or write bits for others; folders keep the traverse
+    // bit QEMU's user needs.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o066));
     let open_files = nuage_daemon::raise_open_files_limit();
     tracing::debug!(?open_files, "open files limit");
     let settings = match Settings::resolve(cli) {

@@ -348,6 +348,10 @@ pub fn copy_sparse(from: &mut std::fs::File, to: &Path, mode: u32) -> Result<(),
         .mode(mode)
         .open(to)
         .map_err(io(to))?;
+    // The mode as asked, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    out.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(to))?;
     let copied = (|| -> Result<(), StorageError> {
         from.seek(SeekFrom::Start(0)).map_err(io(to))?;
         let mut buf = vec![0u8; 1 << 20];
@@ -397,7 +401,9 @@ pub fn create_linked_clone(
             size.as_ref(),
         ],
     )?;
-    Ok(())
+    // A tenant's disk is the daemon's alone (libvirt gives QEMU's user access while it runs).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(disk, std::fs::Permissions::from_mode(0o600)).map_err(io(disk))
 }
 
 /// Writes the whole content of `disk` (its backing chain included) into `out`, a new standalone
@@ -478,27 +484,36 @@ impl Seed<'_> {
     }
 
     /// `user-data`: `#cloud-config` followed by JSON, which YAML reads as-is, so no user string
-    /// (an SSH key comment, a password) can change the document's structure.
-    fn user_data(&self) -> String {
+    /// (an SSH key comment, a password) can change the document's structure. The password goes
+    /// in as a SHA-512 crypt hash, which cloud-init recognises and applies as a hash.
+    fn user_data(&self) -> Result<String, StorageError> {
         let mut doc = serde_json::json!({
             "hostname": self.hostname,
             "ssh_authorized_keys": self.ssh_authorized_keys,
         });
         if let Some(p) = self.password {
-            doc["password"] = p.into();
+            let params = sha_crypt::Sha512Params::new(sha_crypt::ROUNDS_DEFAULT)
+                .map_err(|e| StorageError::Rejected(format!("cannot hash the password: {e:?}")))?;
+            let hash = sha_crypt::sha512_simple(p, &params)
+                .map_err(|e| StorageError::Rejected(format!("cannot hash the password: {e:?}")))?;
+            doc["password"] = hash.into();
             doc["chpasswd"] = serde_json::json!({"expire": false});
             doc["ssh_pwauth"] = true.into();
         }
-        format!("#cloud-config\n{doc}\n")
+        Ok(format!("#cloud-config\n{doc}\n"))
     }
 }
 
-/// Writes the seed as a 1 MiB FAT image labelled `CIDATA` holding `meta-data` and `user-data`.
+/// Writes the seed as a 1 MiB FAT image labelled `CIDATA` holding `meta-data` and `user-data`,
+/// readable by the daemon only (libvirt gives QEMU's user access while the domain runs).
 pub fn write_seed(path: &Path, seed: &Seed<'_>) -> Result<(), StorageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let user_data = seed.user_data()?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(io(path))?;
     file.set_len(1024 * 1024).map_err(io(path))?;
@@ -514,10 +529,7 @@ pub fn write_seed(path: &Path, seed: &Seed<'_>) -> Result<(), StorageError> {
     .map_err(fat_io)?;
     {
         let fs = fatfs::FileSystem::new(&mut file, fatfs::FsOptions::new()).map_err(fat_io)?;
-        for (name, text) in [
-            ("meta-data", seed.meta_data()),
-            ("user-data", seed.user_data()),
-        ] {
+        for (name, text) in [("meta-data", seed.meta_data()), ("user-data", user_data)] {
             let mut f = fs.root_dir().create_file(name).map_err(fat_io)?;
             f.truncate().map_err(fat_io)?;
             f.write_all(text.as_bytes()).map_err(fat_io)?;
@@ -566,7 +578,13 @@ mod tests {
         assert_eq!(header, "#cloud-config");
         let doc: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(doc["ssh_authorized_keys"][0], keys[0]);
-        assert_eq!(doc["password"], "p: [x]");
+        // Only a SHA-512 crypt hash of the password, which verifies, and no plain text.
+        let hash = doc["password"].as_str().unwrap();
+        assert!(hash.starts_with("$6$"), "{hash}");
+        assert!(sha_crypt::sha512_check("p: [x]", hash).is_ok());
+        assert!(!user.contains("p: [x]"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(doc["hostname"], "web-1");
     }
 

@@ -120,6 +120,13 @@ impl App {
             }
             let checked = storage::inspect_image(&partial).and_then(|info| {
                 let dest = dest_dir.join(format!("{image_id}.{}", info.format));
+                // Shared by every tenant's servers and read by QEMU's user: not secret.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|source| StorageError::Io {
+                        path: partial.display().to_string(),
+                        source,
+                    })?;
                 std::fs::rename(&partial, &dest).map_err(|source| StorageError::Io {
                     path: dest.display().to_string(),
                     source,

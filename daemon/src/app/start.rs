@@ -81,9 +81,19 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
             chain(&e)
         ))
     })?;
-    // It holds password hashes and sessions.
-    fs::set_permissions(&db_path, fs::Permissions::from_mode(0o600))
-        .map_err(|e| fail(format!("cannot restrict {}: {e}", db_path.display())))?;
+    // It holds password hashes and sessions, and so do its journal files.
+    for path in [
+        db_path.clone(),
+        data_dir.join("nuage.db-wal"),
+        data_dir.join("nuage.db-shm"),
+    ] {
+        match fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(fail(format!("cannot restrict {}: {e}", path.display())))
+            }
+            _ => {}
+        }
+    }
     let daemon_id = db
         .call_blocking(|c| match db::users::meta_get(c, "daemon_id")? {
             Some(id) => Ok(id),

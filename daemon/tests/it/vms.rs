@@ -617,3 +617,40 @@ async fn changes_finish_when_their_caller_goes_away() {
         0
     );
 }
+
+/// A tenant's disk and seed, and the database's journal, are the daemon's alone; the seed holds
+/// only a hash of the server's password.
+#[tokio::test]
+async fn disks_seeds_and_the_database_are_private_and_the_seed_has_no_password() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let q = json!({"vcpus": 1, "memory_mib": 256, "disk_gib": 1, "vms": 1, "snapshots": 0});
+    let (alice, _) = t.user_with_quota(&admin, "alice", q).await;
+    let body = json!({"name": "web", "image_id": image, "vcpus": 1, "memory_mib": 256,
+                      "disk_gib": 1, "password": "Tenant-Secret-42"});
+    let r = t.post("/api/v1/vms", Some(&alice), &body.to_string()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let dir = t.data_dir.join("vms").join(r.body["id"].as_str().unwrap());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    for (file, want) in [
+        (dir.join("disk.qcow2"), 0o600),
+        (dir.join("seed.img"), 0o600),
+        (t.data_dir.join("nuage.db"), 0o600),
+        (t.data_dir.join("nuage.db-wal"), 0o600),
+        (dir.clone(), 0o711),
+    ] {
+        assert_eq!(mode(&file), want, "{}", file.display());
+    }
+    let seed = std::fs::read(dir.join("seed.img")).unwrap();
+    let needle = b"Tenant-Secret-42";
+    assert!(
+        !seed.windows(needle.len()).any(|w| w == needle),
+        "the password is in the seed in plain text"
+    );
+    assert!(
+        seed.windows(3).any(|w| w == b"$6$"),
+        "a SHA-512 crypt hash is"
+    );
+}
