@@ -180,6 +180,7 @@ async fn insert_servers(app: &Arc<App>, owner: &str, n: usize) -> Vec<String> {
                     mac_address: None,
                     limits: Default::default(),
                     limit_overrides: Default::default(),
+                    stop_reason: None,
                 };
                 nuage_daemon::db::vms::insert(&tx, &vm)?;
             }

@@ -17,9 +17,15 @@ pub enum Applied {
 /// Applies one event to `vms` (kept sorted by name, as the daemon lists them).
 pub fn apply(vms: &mut Vec<Vm>, ev: &Event) -> Applied {
     match ev {
-        Event::VmState { vm_id, state, .. } => {
+        Event::VmState {
+            vm_id,
+            state,
+            stop_reason,
+            ..
+        } => {
             if let Some(vm) = vms.iter_mut().find(|v| &v.id == vm_id) {
                 vm.state = *state;
+                vm.stop_reason = *stop_reason;
             }
         }
         Event::VmUpdated { vm } => match vms.iter_mut().find(|v| v.id == vm.id) {
@@ -45,9 +51,10 @@ pub struct EventStream {
 enum Socket {
     /// Waiting for the ticket.
     Pending,
+    /// The socket, and its message handler (kept as long as the socket lives).
     Open(
         web_sys::WebSocket,
-        Closure<dyn FnMut(web_sys::MessageEvent)>,
+        #[allow(dead_code)] Closure<dyn FnMut(web_sys::MessageEvent)>,
     ),
     /// Dropped before the ticket arrived: open nothing.
     Dropped,
@@ -131,6 +138,7 @@ mod tests {
             mac_address: None,
             limits: Default::default(),
             limit_overrides: Default::default(),
+            stop_reason: None,
         }
     }
 
@@ -142,6 +150,7 @@ mod tests {
             vm_id: "1".into(),
             state: VmState::Stopped,
             at: String::new(),
+            stop_reason: Some(nuage_shared::StopReason::ShutDown),
         };
         assert_eq!(apply(&mut list, &state), Applied::Updated);
         assert_eq!(list[0].state, VmState::Stopped);
@@ -172,6 +181,7 @@ mod tests {
                 vm_id: "9".into(),
                 state: VmState::Running,
                 at: String::new(),
+                stop_reason: None,
             },
         );
         assert_eq!(list.len(), 1);

@@ -587,6 +587,63 @@ pub struct Vm {
     /// What an admin set on this server itself (inherits the rest from its owner and the host).
     #[serde(default)]
     pub limit_overrides: LimitOverrides,
+    /// Why a stopped server stopped (absent while it runs, or when nobody knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+}
+
+/// Why a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The guest powered itself off (e.g. `poweroff` inside it).
+    ShutDown,
+    /// Its owner or an administrator stopped or shut it down.
+    Stopped,
+    /// QEMU ended unexpectedly.
+    Crashed,
+    /// The host's memory limit for it was reached and the kernel killed its QEMU.
+    KilledForMemory,
+    /// The host (or its daemon) went down while it ran; it is started again when the host is up.
+    HostRestart,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::ShutDown => "shut_down",
+            StopReason::Stopped => "stopped",
+            StopReason::Crashed => "crashed",
+            StopReason::KilledForMemory => "killed_for_memory",
+            StopReason::HostRestart => "host_restart",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StopReason> {
+        [
+            StopReason::ShutDown,
+            StopReason::Stopped,
+            StopReason::Crashed,
+            StopReason::KilledForMemory,
+            StopReason::HostRestart,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    /// A sentence for the server page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::ShutDown => "It shut itself down.",
+            StopReason::Stopped => "It was stopped by its owner or an administrator.",
+            StopReason::Crashed => "It crashed.",
+            StopReason::KilledForMemory => {
+                "It was stopped for using more memory than the host allows it."
+            }
+            StopReason::HostRestart => "The host restarted while it ran.",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -891,6 +948,9 @@ pub enum Event {
         vm_id: String,
         state: VmState,
         at: String,
+        /// Why it stopped, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<StopReason>,
     },
     /// A VPS appeared, changed size or name.
     VmUpdated { vm: Box<Vm> },

@@ -3,6 +3,7 @@
 
 mod backups;
 mod console;
+mod failures;
 mod foundation;
 mod relay;
 mod resources;

@@ -122,8 +122,13 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
         .unwrap();
     assert_eq!(
         mem.hard_limit,
-        Some((256 + 256) * 1024),
-        "memory hard limit: the guest's memory plus the overhead allowance, KiB"
+        Some((256 + 256 + 256 / 8 + 128) * 1024),
+        "memory hard limit: the guest's memory, the overhead allowance, an eighth of the \
+         memory and the TCG translation cache, KiB"
+    );
+    assert!(
+        xml.contains("<tb-cache unit='MiB'>128</tb-cache>"),
+        "TCG's translation cache is bounded: {xml}"
     );
     let net_xml = conn
         .lookup_network_by_name(&daemon.network)

@@ -1,31 +1,21 @@
 //! A libvirtd restart is survived: the daemon reports itself degraded while libvirtd is away,
 //! reconnects, and is subscribed to libvirt's events again (a change made behind its back still
-//! reaches the server's state).
+//! reaches the server's state). A host restart (the daemon, libvirtd and every QEMU killed
+//! together) brings the servers that ran back up, and leaves stopped the ones their owner
+//! stopped. The tests take turns: each restarts the shared libvirtd.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nuage_e2e::{ensure_libvirtd, Daemon, QEMU_SYSTEM};
+use nuage_e2e::{ensure_libvirtd, qemu_pid, wait_until, Daemon, QEMU_SYSTEM};
 use serde_json::json;
 
-fn libvirtd_answers() -> bool {
-    Command::new("virsh")
-        .args(["-c", QEMU_SYSTEM, "uri"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+/// One libvirtd restart at a time.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[tokio::test(flavor = "multi_thread")]
-async fn nuaged_survives_a_libvirtd_restart() {
-    let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
-    let (status, vm) = admin
-        .post("/api/v1/vms", json!({"name": "survivor", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
-        .await;
-    assert_eq!(status, 201, "{vm}");
-    let id = vm["id"].as_str().unwrap().to_owned();
-
+async fn stop_libvirtd() {
     assert!(Command::new("pkill")
-        .args(["-x", "libvirtd"])
+        .args(["-9", "-x", "libvirtd"])
         .status()
         .unwrap()
         .success());
@@ -37,6 +27,26 @@ async fn nuaged_survives_a_libvirtd_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn libvirtd_answers() -> bool {
+    Command::new("virsh")
+        .args(["-c", QEMU_SYSTEM, "uri"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nuaged_survives_a_libvirtd_restart() {
+    let _turn = TURN.lock().await;
+    let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
+    let (status, vm) = admin
+        .post("/api/v1/vms", json!({"name": "survivor", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+        .await;
+    assert_eq!(status, 201, "{vm}");
+    let id = vm["id"].as_str().unwrap().to_owned();
+
+    stop_libvirtd().await;
     let health: serde_json::Value = reqwest::get(daemon.url("/healthz"))
         .await
         .unwrap()
@@ -81,4 +91,69 @@ async fn nuaged_survives_a_libvirtd_restart() {
     }
     let (status, _) = admin.delete(&format!("/api/v1/vms/{id}")).await;
     assert_eq!(status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_host_restart_running_servers_run_again_and_stopped_ones_stay_stopped() {
+    let _turn = TURN.lock().await;
+    let (mut daemon, admin, image) = Daemon::with_guest_image(&[]).await;
+    let mut ids = Vec::new();
+    for name in ["runner", "resting"] {
+        let (status, vm) = admin
+            .post("/api/v1/vms", json!({"name": name, "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+            .await;
+        assert_eq!(status, 201, "{vm}");
+        ids.push(vm["id"].as_str().unwrap().to_owned());
+    }
+    let (runner, resting) = (ids[0].clone(), ids[1].clone());
+    let (status, body) = admin
+        .post(&format!("/api/v1/vms/{resting}/stop"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["stop_reason"].as_str()),
+        (202, Some("stopped")),
+        "{body}"
+    );
+
+    // The host goes down: the daemon, libvirtd and the guests' QEMU, all at once.
+    let pid = qemu_pid(&format!("nuage-{runner}")).expect("the runner's QEMU");
+    daemon.kill();
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    stop_libvirtd().await;
+
+    // And comes back up.
+    tokio::task::spawn_blocking(ensure_libvirtd).await.unwrap();
+    daemon.restart(&[]);
+    let admin = daemon.api(&daemon.admin_token().await);
+    let vm = wait_until(
+        &admin,
+        &format!("/api/v1/vms/{runner}"),
+        Duration::from_secs(90),
+        |v| v["state"] == "running",
+    )
+    .await;
+    assert_eq!(
+        vm["state"], "running",
+        "the server that ran runs again: {vm}"
+    );
+    let (_, vm) = admin.get(&format!("/api/v1/vms/{resting}")).await;
+    assert_eq!(
+        (vm["state"].as_str(), vm["stop_reason"].as_str()),
+        (Some("stopped"), Some("stopped")),
+        "the server its owner stopped stays stopped: {vm}"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("started again after a host restart"),
+        "the log says why it started"
+    );
+    for id in [runner, resting] {
+        let (status, _) = admin.delete(&format!("/api/v1/vms/{id}")).await;
+        assert_eq!(status, 204);
+    }
 }

@@ -289,8 +289,18 @@ impl Daemon {
     /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same
     /// data dir with `env` as its extra environment.
     pub fn kill_and_restart(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        self.restart(env);
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to clean up).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the (killed) daemon again on the same data dir with `env` as its extra environment.
+    pub fn restart(&mut self, env: &[(&str, &str)]) {
         let (child, base_url) =
             spawn_daemon(&self.uri, &self.scratch, &self.log, &self.network, env);
         self.child = child;
@@ -1022,4 +1032,30 @@ pub fn novnc_page_url(port: u16, ws_url: &str) -> String {
         })
         .collect();
     format!("http://127.0.0.1:{port}/index.html?url={query}")
+}
+
+/// The pid of a running domain's QEMU, from libvirt's pid file.
+pub fn qemu_pid(domain: &str) -> Option<i32> {
+    std::fs::read_to_string(format!("/run/libvirt/qemu/{domain}.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Polls `GET path` with `api` until `done` holds for the body, at most `limit`; the last body.
+pub async fn wait_until(
+    api: &Api,
+    path: &str,
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, body) = api.get(path).await;
+        if done(&body) || start.elapsed() > limit {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

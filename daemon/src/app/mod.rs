@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
+mod restart;
 pub mod revoke;
 mod start;
 pub mod tickets;
@@ -78,6 +79,8 @@ pub struct App {
     pub metrics: metrics::Store,
     /// Running jobs (progress, cancel flags) and the servers they hold busy.
     jobs: jobs::Jobs,
+    /// The QEMU pid of each running server, to tell an OOM kill from a crash.
+    qemu_pids: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Whose turn it is to change each server (`turns.rs`).
     turns: turns::Turns,
 }

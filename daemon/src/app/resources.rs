@@ -39,6 +39,7 @@ pub fn effective_limits(
     memory_mib: u64,
     overrides: LimitOverrides,
     bandwidth_enforced: bool,
+    tcg: bool,
 ) -> ResourceLimits {
     let net = |v: Option<u64>| {
         if bandwidth_enforced {
@@ -50,7 +51,7 @@ pub fn effective_limits(
     ResourceLimits {
         cpu_shares: 1024 * u64::from(vcpus),
         cpu_cap_percent: overrides.cpu_cap_percent.unwrap_or(policy.cpu_cap_percent),
-        memory_hard_limit_mib: memory_mib + policy.memory_overhead_mib,
+        memory_hard_limit_mib: memory_hard_limit_mib(policy, memory_mib, tcg),
         disk_iops: overrides.disk_iops.unwrap_or(policy.disk_iops),
         disk_bytes_per_sec: overrides
             .disk_bytes_per_sec
@@ -58,6 +59,21 @@ pub fn effective_limits(
         net_inbound_kib_per_sec: net(overrides.net_inbound_kib_per_sec),
         net_outbound_kib_per_sec: net(overrides.net_outbound_kib_per_sec),
     }
+}
+
+/// The memory a server's QEMU may use before its memory cgroup stops it: the guest's memory,
+/// the policy's fixed overhead, an eighth of the guest's memory for QEMU's own structures that
+/// grow with it (page tables, the dirty bitmap, I/O buffers), and under TCG the translation cache
+/// (bounded in the domain definition). A limit guessed too low kills real guests (libvirt's own
+/// documentation warns of it; a Debian guest of 768 MiB died at guest + 256 MiB under TCG), so
+/// this errs on the generous side.
+pub fn memory_hard_limit_mib(policy: &HostPolicy, memory_mib: u64, tcg: bool) -> u64 {
+    let cache = if tcg {
+        crate::hypervisor::domain::TCG_TB_CACHE_MIB
+    } else {
+        0
+    };
+    memory_mib + policy.memory_overhead_mib + memory_mib / 8 + cache
 }
 
 /// What `policy` lets the host allocate out of `physical`.
@@ -218,6 +234,7 @@ impl App {
             memory_mib,
             vm.limit_overrides.or(owner),
             self.net.bandwidth.is_ok(),
+            self.accel == nuage_shared::Accel::Tcg && !self.simulated,
         )
     }
 
@@ -409,9 +426,13 @@ mod tests {
     #[test]
     fn limits_follow_size_policy_and_overrides_in_order() {
         let p = policy(&["--disk-iops", "500", "--net-kib-per-sec", "1000"]);
-        let l = effective_limits(&p, 2, 1024, LimitOverrides::default(), true);
+        let l = effective_limits(&p, 2, 1024, LimitOverrides::default(), true, false);
         assert_eq!(l.cpu_shares, 2048);
-        assert_eq!(l.memory_hard_limit_mib, 1024 + 256);
+        assert_eq!(
+            l.memory_hard_limit_mib,
+            1024 + 256 + 128,
+            "memory + overhead + an eighth"
+        );
         assert_eq!((l.disk_iops, l.net_inbound_kib_per_sec), (500, 1000));
         let vm_own = LimitOverrides {
             disk_iops: Some(0),
@@ -422,7 +443,7 @@ mod tests {
             cpu_cap_percent: Some(50),
             ..Default::default()
         };
-        let l = effective_limits(&p, 1, 512, vm_own.or(owner), true);
+        let l = effective_limits(&p, 1, 512, vm_own.or(owner), true, false);
         assert_eq!(
             l.disk_iops, 0,
             "the server's own override wins, 0 is unlimited"
@@ -431,12 +452,20 @@ mod tests {
             l.cpu_cap_percent, 50,
             "the owner's applies where the server has none"
         );
-        let l = effective_limits(&p, 1, 512, owner, false);
+        let l = effective_limits(&p, 1, 512, owner, false, true);
         assert_eq!(
             (l.net_inbound_kib_per_sec, l.net_outbound_kib_per_sec),
             (0, 0),
             "a host that cannot shape traffic shows no NIC limit"
         );
+        assert_eq!(
+            l.memory_hard_limit_mib,
+            512 + 256 + 64 + 128,
+            "under TCG the translation cache is allowed for too"
+        );
+        // The guest that died at guest + 256 MiB: QEMU's RSS reached 1.0 GiB.
+        let debian = memory_hard_limit_mib(&HostPolicy::default(), 768, true);
+        assert!(debian >= 1200, "{debian}");
     }
 
     #[test]

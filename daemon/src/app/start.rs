@@ -160,6 +160,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         metrics: Default::default(),
         jobs: Default::default(),
         turns: Default::default(),
+        qemu_pids: Default::default(),
     })
 }
 

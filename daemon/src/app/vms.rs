@@ -24,14 +24,14 @@ use std::sync::Arc;
 pub use nuage_shared::VmAction;
 use nuage_shared::{
     limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event,
-    LimitOverrides, PendingResize, Quota, ResourceLimits, UpdateVm, Vm, VmState,
+    LimitOverrides, PendingResize, Quota, ResourceLimits, StopReason, UpdateVm, Vm, VmState,
 };
 use rusqlite::TransactionBehavior;
 
 use super::{Actor, App, AppError};
 use crate::db::{self, images::ImageRow, vms, DbError};
 use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag, NicSpec};
-use crate::hypervisor::events::{DomainEvent, DomainEventKind};
+use crate::hypervisor::events::{DomainEvent, DomainEventKind, StopDetail};
 use crate::hypervisor::network::DhcpHost;
 use crate::hypervisor::{DomainRunState, HvError, Hypervisor};
 use crate::storage::{self, Seed};
@@ -281,15 +281,21 @@ impl App {
         from: VmState,
         to: VmState,
     ) -> Result<bool, AppError> {
+        self.transition_because(vm, from, to, None).await
+    }
+
+    /// [`App::transition`], recording why the server stopped when `to` is `stopped`.
+    pub(super) async fn transition_because(
+        &self,
+        vm: &Vm,
+        from: VmState,
+        to: VmState,
+        reason: Option<StopReason>,
+    ) -> Result<bool, AppError> {
         let id = vm.id.clone();
         let moved = self
             .db
-            .call(move |c| {
-                Ok(c.execute(
-                    "UPDATE vms SET state = ?3 WHERE id = ?1 AND state = ?2",
-                    rusqlite::params![id, from.as_str(), to.as_str()],
-                )? > 0)
-            })
+            .call(move |c| vms::move_state(c, &id, from, to, reason))
             .await?;
         if moved && from != to {
             self.announce(
@@ -298,6 +304,7 @@ impl App {
                     vm_id: vm.id.clone(),
                     state: to,
                     at: db::now_rfc3339(),
+                    stop_reason: reason.filter(|_| to == VmState::Stopped),
                 },
             );
         }
@@ -403,6 +410,7 @@ impl App {
             mac_address: None,
             limits: ResourceLimits::default(),
             limit_overrides: LimitOverrides::default(),
+            stop_reason: None,
         }
     }
 
@@ -616,7 +624,10 @@ impl App {
             .await;
         match result {
             Ok(()) => {
-                self.transition(&vm, during, after).await?;
+                // Stopped by its owner or an admin (a shutdown's end comes as libvirt's event).
+                let reason = matches!(action, VmAction::Stop | VmAction::Shutdown)
+                    .then_some(StopReason::Stopped);
+                self.transition_because(&vm, during, after, reason).await?;
                 if after == VmState::Stopped {
                     self.apply_pending(&vm.id).await?;
                 }
@@ -853,6 +864,13 @@ impl App {
     /// Applies one libvirt lifecycle event to the server it concerns.
     pub async fn on_domain_event(&self, ev: DomainEvent) {
         let Some(id) = vm_id_of(&ev.name) else { return };
+        if ev.kind == DomainEventKind::Started {
+            // Kept to tell later whether the kernel's OOM killer ended this QEMU.
+            let name = ev.name.clone();
+            if let Ok(Some(pid)) = self.hv_call(move |hv| Ok(hv.qemu_pid(&name))).await {
+                self.remember_pid(id, pid);
+            }
+        }
         // After any change in flight: then the row and libvirt agree on what happened.
         let _turn = self.turn(id).await;
         let key = id.to_owned();
@@ -882,8 +900,25 @@ impl App {
         if to == vm.state {
             return;
         }
-        match self.transition(&vm, vm.state, to).await {
+        let reason = if to == VmState::Stopped {
+            self.stop_reason(&vm, ev.stop).await
+        } else {
+            None
+        };
+        match self.transition_because(&vm, vm.state, to, reason).await {
             Ok(true) if to == VmState::Stopped => {
+                if let Some(r @ (StopReason::Crashed | StopReason::KilledForMemory)) = reason {
+                    tracing::warn!(vm = %vm.id, reason = r.as_str(), "a server stopped unexpectedly");
+                    self.record_audit(super::audit::AuditRecord {
+                        actor: None,
+                        username: None,
+                        action: format!("vm.{}", r.as_str()),
+                        path: format!("/api/v1/vms/{}", vm.id),
+                        client: None,
+                        status: 500,
+                    })
+                    .await;
+                }
                 if let Err(e) = self.apply_pending(&vm.id).await {
                     tracing::error!(vm = %vm.id, error = %super::chain(&e), "cannot apply a pending resize");
                 }
@@ -895,10 +930,60 @@ impl App {
         }
     }
 
+    /// Why a server that was `vm.state` stopped, from libvirt's event detail and the kernel.
+    async fn stop_reason(&self, vm: &Vm, detail: Option<StopDetail>) -> Option<StopReason> {
+        if vm.state == VmState::Stopping {
+            // Its owner's (or an admin's) stop or shutdown.
+            return Some(StopReason::Stopped);
+        }
+        match detail? {
+            StopDetail::Shutdown => Some(StopReason::ShutDown),
+            StopDetail::Destroyed => Some(StopReason::Stopped),
+            StopDetail::Crashed => {
+                let pid = self.forget_pid(&vm.id);
+                let oom = match pid {
+                    Some(pid) => tokio::task::spawn_blocking(move || {
+                        crate::hypervisor::oom::killed_for_memory(pid)
+                    })
+                    .await
+                    .unwrap_or(false),
+                    None => false,
+                };
+                Some(if oom {
+                    StopReason::KilledForMemory
+                } else {
+                    StopReason::Crashed
+                })
+            }
+            StopDetail::Other => None,
+        }
+    }
+
+    fn remember_pid(&self, vm_id: &str, pid: u32) {
+        if let Ok(mut pids) = self.qemu_pids.lock() {
+            pids.insert(vm_id.to_owned(), pid);
+        }
+    }
+
+    fn forget_pid(&self, vm_id: &str) -> Option<u32> {
+        self.qemu_pids.lock().ok()?.remove(vm_id)
+    }
+
     /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
     pub fn start_background(self: &Arc<Self>) {
         self.start_sampler();
         self.start_housekeeping();
+        let app = self.clone();
+        tokio::spawn(async move {
+            app.recall_pids().await;
+            let n = app.restore_running().await;
+            if n > 0 {
+                tracing::info!(
+                    servers = n,
+                    "servers running before the restart are running again"
+                );
+            }
+        });
         self.start_scheduler(std::time::Duration::from_secs(30));
         let app = self.clone();
         tokio::spawn(async move {
@@ -1026,7 +1111,14 @@ pub(super) fn reconcile(
                 };
                 if now != vm.state {
                     tracing::info!(vm = %vm.id, from = vm.state.as_str(), to = now.as_str(), "reconciled");
-                    db.call_blocking(|c| vms::set_state(c, &vm.id, now))?;
+                    // It ran (or was changing) when the host or the daemon went down.
+                    let reason = (now == VmState::Stopped
+                        && matches!(
+                            vm.state,
+                            VmState::Running | VmState::Paused | VmState::Starting
+                        ))
+                    .then_some(StopReason::HostRestart);
+                    db.call_blocking(|c| vms::move_state(c, &vm.id, vm.state, now, reason))?;
                 }
             }
         }
@@ -1134,6 +1226,7 @@ mod tests {
             mac_address: None,
             limits: ResourceLimits::default(),
             limit_overrides: LimitOverrides::default(),
+            stop_reason: None,
         };
         let bigger = Vm {
             pending: Some(PendingResize {

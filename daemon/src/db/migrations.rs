@@ -189,6 +189,10 @@ const MIGRATIONS: &[&str] = &[
         finished_at TEXT
     );
     CREATE INDEX jobs_owner ON jobs(owner_id);",
+    // Why a server stopped, and whether it should be running (what a host restart restores).
+    "ALTER TABLE vms ADD COLUMN stop_reason TEXT;
+    ALTER TABLE vms ADD COLUMN wants_running INTEGER NOT NULL DEFAULT 0;
+    UPDATE vms SET wants_running = 1 WHERE state IN ('running', 'paused', 'starting');",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -10,7 +10,8 @@ use crate::hypervisor::network::Cidr;
 /// A server's row with its address: `SELECT {COLUMNS} FROM {FROM} WHERE ...`.
 const COLUMNS: &str = "vms.id, vms.name, vms.owner_id, vms.host_id, vms.state, vms.vcpus, \
                        vms.memory_mib, vms.disk_gib, vms.image_id, vms.hostname, vms.created_at, \
-                       vms.pending_vcpus, vms.pending_memory, vms.limits, a.ip, a.mac";
+                       vms.pending_vcpus, vms.pending_memory, vms.limits, a.ip, a.mac, \
+                       vms.stop_reason";
 const FROM: &str = "vms LEFT JOIN addresses a ON a.vm_id = vms.id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
@@ -32,6 +33,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
         mac_address: r.get(15)?,
         limits: Default::default(),
         limit_overrides: super::parse_limits(r.get::<_, Option<String>>(13)?.as_deref()),
+        stop_reason: r
+            .get::<_, Option<String>>(16)?
+            .as_deref()
+            .and_then(nuage_shared::StopReason::parse),
         pending: match (pending_vcpus, pending_memory) {
             (Some(v), Some(m)) => Some(PendingResize {
                 vcpus: v,
@@ -262,6 +267,70 @@ pub fn set_state(c: &Connection, id: &str, state: VmState) -> Result<bool, DbErr
         "UPDATE vms SET state = ?2 WHERE id = ?1",
         params![id, state.as_str()],
     )? > 0)
+}
+
+/// Moves a server from `from` to `to` if it is still in `from` (the compare-and-set of every
+/// state change). Entering `running` records that the server should run (and forgets why it
+/// last stopped); entering `stopped` records `reason`, and that it should no longer run unless
+/// the reason is a host restart (which the daemon undoes by starting it again).
+pub fn move_state(
+    c: &Connection,
+    id: &str,
+    from: VmState,
+    to: VmState,
+    reason: Option<nuage_shared::StopReason>,
+) -> Result<bool, DbError> {
+    let keeps_wish = reason == Some(nuage_shared::StopReason::HostRestart);
+    Ok(c.execute(
+        "UPDATE vms SET state = ?3,
+                stop_reason = CASE WHEN ?3 = 'stopped' THEN ?4 ELSE NULL END,
+                wants_running = CASE WHEN ?3 = 'running' THEN 1
+                                     WHEN ?3 = 'stopped' AND NOT ?5 THEN 0
+                                     ELSE wants_running END
+         WHERE id = ?1 AND state = ?2",
+        params![
+            id,
+            from.as_str(),
+            to.as_str(),
+            reason.map(|r| r.as_str()),
+            keeps_wish
+        ],
+    )? > 0)
+}
+
+/// Records why a server stopped (`None` once it runs again).
+pub fn set_stop_reason(
+    c: &Connection,
+    id: &str,
+    reason: Option<nuage_shared::StopReason>,
+) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE vms SET stop_reason = ?2 WHERE id = ?1",
+        params![id, reason.map(|r| r.as_str())],
+    )?;
+    Ok(())
+}
+
+/// Records whether the server should be running: set when its owner starts it, cleared when
+/// they stop it or it stops by itself; what the daemon restores after a host restart.
+pub fn set_wants_running(c: &Connection, id: &str, wants: bool) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE vms SET wants_running = ?2 WHERE id = ?1",
+        params![id, wants],
+    )?;
+    Ok(())
+}
+
+/// The servers of `host` that should be running but are `stopped`.
+pub fn wanted_but_stopped(c: &Connection, host: &str) -> Result<Vec<String>, DbError> {
+    let mut stmt = c.prepare(
+        "SELECT id FROM vms WHERE host_id = ?1 AND wants_running = 1 AND state = 'stopped'
+         ORDER BY created_at",
+    )?;
+    let ids = stmt
+        .query_map([host], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
 }
 
 pub fn set_name(c: &Connection, id: &str, name: &str) -> Result<(), DbError> {

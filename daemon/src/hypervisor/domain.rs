@@ -111,6 +111,14 @@ impl DomainSpec {
             features: XmlFeatures {
                 acpi: Empty {},
                 apic: Empty {},
+                // Software emulation's translation cache defaults to 1 GiB of QEMU's own memory,
+                // which a memory cgroup limit sized for the guest does not allow for.
+                tcg: (self.domain_type == "qemu").then_some(XmlTcg {
+                    tb_cache: XmlMemory {
+                        unit: "MiB",
+                        value: TCG_TB_CACHE_MIB,
+                    },
+                }),
             },
             on_poweroff: "destroy",
             on_reboot: "restart",
@@ -300,7 +308,18 @@ struct Empty {}
 struct XmlFeatures {
     acpi: Empty,
     apic: Empty,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcg: Option<XmlTcg>,
 }
+
+#[derive(Serialize)]
+struct XmlTcg {
+    #[serde(rename = "tb-cache")]
+    tb_cache: XmlMemory,
+}
+
+/// The translation cache of a software-emulated (TCG) guest's QEMU, MiB.
+pub const TCG_TB_CACHE_MIB: u64 = 128;
 
 #[derive(Serialize)]
 struct XmlDevices {

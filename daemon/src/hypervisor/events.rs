@@ -27,10 +27,42 @@ pub enum DomainEventKind {
     Undefined,
 }
 
+/// How a domain that stopped ended, from libvirt's event detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopDetail {
+    /// The guest powered off (an ACPI shutdown it was asked for, or one of its own).
+    Shutdown,
+    /// Someone powered it off (`virDomainDestroy`).
+    Destroyed,
+    /// QEMU died: crashed, was killed, or its monitor went away.
+    Crashed,
+    /// Saved, migrated, snapshotted: not an end of the server.
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainEvent {
     pub name: String,
     pub kind: DomainEventKind,
+    /// For [`DomainEventKind::Stopped`]: how.
+    pub stop: Option<StopDetail>,
+}
+
+fn stop_detail(event: c_int, detail: c_int) -> Option<StopDetail> {
+    match event as sys::virDomainEventType {
+        sys::VIR_DOMAIN_EVENT_CRASHED => Some(StopDetail::Crashed),
+        sys::VIR_DOMAIN_EVENT_STOPPED => {
+            Some(match detail as sys::virDomainEventStoppedDetailType {
+                sys::VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN => StopDetail::Shutdown,
+                sys::VIR_DOMAIN_EVENT_STOPPED_DESTROYED => StopDetail::Destroyed,
+                sys::VIR_DOMAIN_EVENT_STOPPED_CRASHED | sys::VIR_DOMAIN_EVENT_STOPPED_FAILED => {
+                    StopDetail::Crashed
+                }
+                _ => StopDetail::Other,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Registers libvirt's default event loop and runs it on a dedicated thread, once per process.
@@ -76,7 +108,7 @@ unsafe extern "C" fn on_lifecycle(
     _conn: sys::virConnectPtr,
     dom: sys::virDomainPtr,
     event: c_int,
-    _detail: c_int,
+    detail: c_int,
     opaque: *mut c_void,
 ) -> c_int {
     let Some(kind) = kind_of(event) else { return 0 };
@@ -91,7 +123,11 @@ unsafe extern "C" fn on_lifecycle(
         .into_owned();
     // SAFETY: `opaque` is the boxed sender registered in `register`, alive until `free_sender`.
     let tx = unsafe { &*(opaque as *const UnboundedSender<DomainEvent>) };
-    let _ = tx.send(DomainEvent { name, kind });
+    let _ = tx.send(DomainEvent {
+        name,
+        kind,
+        stop: stop_detail(event, detail),
+    });
     0
 }
 

@@ -485,6 +485,12 @@ impl Hypervisor for Libvirt {
         })
     }
 
+    fn qemu_pid(&self, name: &str) -> Option<u32> {
+        // libvirt's qemu driver keeps each running domain's pid in its state directory.
+        let text = std::fs::read_to_string(format!("/run/libvirt/qemu/{name}.pid")).ok()?;
+        text.trim().parse().ok()
+    }
+
     fn forget_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
         self.with_conn(|c| {
             let dom = Self::lookup(c, name)?;

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod events;
 pub mod libvirt;
 pub mod network;
+pub mod oom;
 pub mod raw;
 pub mod snapshot;
 
@@ -180,6 +181,10 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn revert_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
 
     fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError>;
+
+    /// The pid of a running domain's QEMU process, where this host's libvirt says (a local
+    /// `qemu:///system`); `None` elsewhere.
+    fn qemu_pid(&self, name: &str) -> Option<u32>;
 
     /// Forgets a snapshot's record in libvirt without touching any disk (the disk that held it
     /// was replaced). A snapshot that is not there is no error.

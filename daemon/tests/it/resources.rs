@@ -204,7 +204,8 @@ async fn limits_come_from_size_and_policy_and_admins_can_override_them() {
     let limits = &r.body["limits"];
     assert_eq!(limits["cpu_shares"], 2048);
     assert_eq!(limits["cpu_cap_percent"], 80);
-    assert_eq!(limits["memory_hard_limit_mib"], 512 + 256);
+    // Memory, the overhead allowance and an eighth of the memory (no TCG cache: simulated).
+    assert_eq!(limits["memory_hard_limit_mib"], 512 + 256 + 64);
     assert_eq!(limits["disk_iops"], 1500);
     assert_eq!(limits["net_inbound_kib_per_sec"], 12500);
     let xml = domain_xml(&id);

@@ -472,7 +472,7 @@ async fn a_server_created_stopped_waits_to_be_started() {
 
 #[tokio::test]
 async fn a_late_libvirt_event_does_not_undo_a_newer_state() {
-    use nuage_daemon::hypervisor::events::{DomainEvent, DomainEventKind};
+    use nuage_daemon::hypervisor::events::{DomainEvent, DomainEventKind, StopDetail};
     let (app, t) = TestApp::with_policy(&[]).await;
     let admin = t.admin_token().await;
     let image = t.import_raw_image(&admin, "base", 16).await;
@@ -490,6 +490,7 @@ async fn a_late_libvirt_event_does_not_undo_a_newer_state() {
     app.on_domain_event(DomainEvent {
         name: format!("nuage-{id}"),
         kind: DomainEventKind::Stopped,
+        stop: Some(StopDetail::Destroyed),
     })
     .await;
     let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
@@ -503,10 +504,12 @@ async fn a_late_libvirt_event_does_not_undo_a_newer_state() {
     app.on_domain_event(DomainEvent {
         name: format!("nuage-{id}"),
         kind: DomainEventKind::Stopped,
+        stop: Some(StopDetail::Destroyed),
     })
     .await;
     let vm = t.get(&format!("/api/v1/vms/{id}"), Some(&alice)).await.body;
     assert_eq!(vm["state"], "stopped");
+    assert_eq!(vm["stop_reason"], "stopped", "powered off by someone: {vm}");
 }
 
 /// A resize whose disk grew but whose definition failed keeps the disk's new size in the

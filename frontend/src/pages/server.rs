@@ -43,9 +43,15 @@ pub fn ServerPage(id: String) -> impl IntoView {
     let stream = EventStream::open(&token, {
         let id = id.clone();
         move |ev: Event| match ev {
-            Event::VmState { vm_id, state, .. } if vm_id == id => vm.update(|v| {
+            Event::VmState {
+                vm_id,
+                state,
+                stop_reason,
+                ..
+            } if vm_id == id => vm.update(|v| {
                 if let Some(v) = v {
                     v.state = state;
+                    v.stop_reason = stop_reason;
                 }
             }),
             Event::VmUpdated { vm: updated } if updated.id == id => vm.set(Some(*updated)),
@@ -174,6 +180,9 @@ pub fn ServerPage(id: String) -> impl IntoView {
                     </div>
                     <dl class="facts">
                         <dt>"Size"</dt><dd id="server-size">{format!("{} vCPU · {} MiB · {} GiB", v.vcpus, v.memory_mib, v.disk_gib)}</dd>
+                        {v.stop_reason.filter(|_| v.state == nuage_shared::VmState::Stopped).map(|r| view! {
+                            <dt>"Why it stopped"</dt><dd id="server-stop-reason">{r.describe()}</dd>
+                        })}
                         {v.pending.map(|p| view! {
                             <dt>"At next boot"</dt><dd id="server-pending">{format!("{} vCPU · {} MiB", p.vcpus, p.memory_mib)}</dd>
                         })}
