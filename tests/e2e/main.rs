@@ -3,6 +3,7 @@
 
 mod backups;
 mod console;
+mod debian;
 mod failures;
 mod foundation;
 mod relay;

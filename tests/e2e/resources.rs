@@ -127,7 +127,7 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
          memory and the TCG translation cache, KiB"
     );
     assert!(
-        xml.contains("<tb-cache unit='MiB'>128</tb-cache>"),
+        xml.contains("<tb-cache unit='KiB'>131072</tb-cache>"),
         "TCG's translation cache is bounded: {xml}"
     );
     let net_xml = conn

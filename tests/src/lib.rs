@@ -92,6 +92,26 @@ pub fn test_guest_image() -> PathBuf {
         .clone()
 }
 
+/// The real distribution guest (a Debian 12 cloud image from Debian's packages, with
+/// cloud-init), built (or found cached) under `target/test-guest` by `tests/guest/build-debian.sh`.
+pub fn debian_guest_image() -> PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let out = target_dir().join("test-guest");
+            let status = Command::new("bash")
+                .arg(workspace_root().join("tests/guest/build-debian.sh"))
+                .arg(&out)
+                .status()
+                .expect("run tests/guest/build-debian.sh");
+            assert!(status.success(), "building the Debian guest failed");
+            let image = out.join("debian.qcow2");
+            make_reachable(&image);
+            image
+        })
+        .clone()
+}
+
 /// Lets QEMU (an unprivileged user under qemu:///system) traverse to and read `path`.
 fn make_reachable(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
