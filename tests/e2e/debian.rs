@@ -19,10 +19,15 @@ fn rss_mib(pid: i32) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_debian_cloud_guest_boots_runs_cloud_init_and_lives_under_its_memory_limit() {
-    let image = tokio::task::spawn_blocking(debian_guest_image).await.unwrap();
+    let image = tokio::task::spawn_blocking(debian_guest_image)
+        .await
+        .unwrap();
     let dir = image.parent().unwrap().to_str().unwrap().to_owned();
     let daemon = tokio::task::spawn_blocking(move || {
-        Daemon::start_with(nuage_e2e::QEMU_SYSTEM, &[("NUAGE_IMPORT_DIRS", dir.as_str())])
+        Daemon::start_with(
+            nuage_e2e::QEMU_SYSTEM,
+            &[("NUAGE_IMPORT_DIRS", dir.as_str())],
+        )
     })
     .await
     .unwrap();
@@ -59,12 +64,19 @@ async fn a_debian_cloud_guest_boots_runs_cloud_init_and_lives_under_its_memory_l
         peak = peak.max(rss_mib(pid).unwrap_or(0));
         let (_, now) = alice.get(&format!("/api/v1/vms/{id}")).await;
         assert_eq!(
-            now["state"], "running",
+            now["state"],
+            "running",
             "the guest died during boot (peak QEMU RSS {peak} MiB, limit {limit} MiB): {now}\n{}",
             text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
         );
-        if text.contains("Cloud-init v.") && text.contains("finished") && text.contains("deb-guest login:") {
-            assert!(text.contains("DataSourceNoCloud"), "cloud-init read the seed");
+        if text.contains("Cloud-init v.")
+            && text.contains("finished")
+            && text.contains("deb-guest login:")
+        {
+            assert!(
+                text.contains("DataSourceNoCloud"),
+                "cloud-init read the seed"
+            );
             assert!(
                 !text.contains("Debian-Guest-77"),
                 "the plain password never appears"

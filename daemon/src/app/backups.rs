@@ -74,7 +74,7 @@ fn archive_error(e: ArchiveError) -> AppError {
     }
 }
 
-fn blocking_lost(e: tokio::task::JoinError) -> AppError {
+pub(super) fn blocking_lost(e: tokio::task::JoinError) -> AppError {
     AppError::internal("a blocking task was lost", e)
 }
 
@@ -112,13 +112,33 @@ impl App {
         self.settings.data_dir.join("backups")
     }
 
-    fn backup_file(&self, id: &str) -> PathBuf {
+    pub(super) fn backup_file(&self, id: &str) -> PathBuf {
         backup_file(&self.settings.data_dir, id)
+    }
+
+    /// Records what the server's disk file holds on the host (snapshots included), which the
+    /// disk quota counts when it exceeds the disk's size.
+    pub async fn measure_disk(&self, vm_id: &str) {
+        use std::os::unix::fs::MetadataExt;
+        let disk = self.vm_dir(vm_id).join("disk.qcow2");
+        let Ok(Ok(meta)) = tokio::task::spawn_blocking(move || std::fs::metadata(disk)).await
+        else {
+            return;
+        };
+        let held = (meta.blocks() * 512).div_ceil(GIB);
+        let id = vm_id.to_owned();
+        if let Err(e) = self.db.call(move |c| vms::set_held(c, &id, held)).await {
+            tracing::warn!(vm = vm_id, error = %super::chain(&e), "cannot record a disk's size");
+        }
     }
 
     /// A server in a settled state whose disk may be worked on (no job holds it), with its turn
     /// (`turns.rs`): hold it until the change is made or the server is claimed for a job.
-    async fn settled_vm(&self, actor: &Actor, vm_id: &str) -> Result<(Vm, Turn), AppError> {
+    pub(super) async fn settled_vm(
+        &self,
+        actor: &Actor,
+        vm_id: &str,
+    ) -> Result<(Vm, Turn), AppError> {
         let vm = self.visible_vm(actor, vm_id).await?;
         let turn = self.turn(&vm.id).await;
         let vm = self.reload(&vm.id).await?;
@@ -214,6 +234,16 @@ impl App {
                         row.name
                     ))
                 };
+                // A snapshot holds what the guest overwrites after it, on the host's disk: none
+                // is taken while the owner's disks, snapshots and backups fill their quota.
+                let (used, quota) = (db::users::usage(c, &owner)?, db::users::quota(c, &owner)?);
+                if used.disk_gib >= quota.disk_gib {
+                    return Ok(Err(AppError::QuotaExceeded(format!(
+                        "Your disks, their snapshots and your backups take {} of your {} GiB of \
+                         disk: delete snapshots or backups first.",
+                        used.disk_gib, quota.disk_gib
+                    ))));
+                }
                 let insert = |tx: &rusqlite::Transaction<'_>| q::insert_snapshot(tx, &row);
                 commit_admitted(admit_and_insert(c, &owner, &one, &room, insert, taken)?)
             })
@@ -241,6 +271,7 @@ impl App {
                 self.db
                     .call(move |c| q::set_snapshot_memory(c, &id, with_memory))
                     .await?;
+                self.measure_disk(&vm.id).await;
                 Ok(Snapshot {
                     with_memory,
                     ..snap
@@ -322,6 +353,7 @@ impl App {
         self.db
             .call(move |c| q::delete_snapshot(c, &snap.id))
             .await?;
+        self.measure_disk(&vm.id).await;
         Ok(())
     }
 
@@ -348,7 +380,7 @@ impl App {
 
     /// Makes an archive of the server's disk at `out` (inside the job's work folder). Progress:
     /// the consistent copy is the first half, compressing the second.
-    async fn make_archive(
+    pub(super) async fn make_archive(
         &self,
         vm: &Vm,
         handle: &Arc<Handle>,
@@ -564,7 +596,7 @@ impl App {
     }
 
     /// A backup the actor may see: their own, or any for an admin.
-    async fn visible_backup(&self, actor: &Actor, id: &str) -> Result<Backup, AppError> {
+    pub(super) async fn visible_backup(&self, actor: &Actor, id: &str) -> Result<Backup, AppError> {
         let key = id.to_owned();
         match self.db.call(move |c| q::backup(c, &key)).await? {
             Some(b) if b.owner_id == actor.user_id || actor.is_admin() => Ok(b),
@@ -865,61 +897,6 @@ impl App {
     }
 
     // ---- export and import ----
-
-    /// `GET /vms/{id}/export`: an archive to stream, open and already unlinked (nothing is left
-    /// behind whatever happens to the download). With `backup`, that stored backup of the server;
-    /// else a fresh one, made by an export job.
-    pub async fn export_vm(
-        self: &Arc<Self>,
-        actor: &Actor,
-        vm_id: &str,
-        backup: Option<String>,
-    ) -> Result<(std::fs::File, u64, String), AppError> {
-        if let Some(bid) = backup {
-            let b = self.visible_backup(actor, &bid).await?;
-            let vm = self.visible_vm(actor, vm_id).await?;
-            if b.vm_id != vm.id || b.state != "ready" {
-                return Err(AppError::NotFound("backup"));
-            }
-            let file = self.backup_file(&b.id);
-            let f = tokio::task::spawn_blocking(move || std::fs::File::open(file))
-                .await
-                .map_err(blocking_lost)?
-                .map_err(|e| AppError::internal("cannot open the backup", e))?;
-            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            return Ok((f, size, format!("{}-{}.nuage.tar", b.vm_name, &b.id[..8])));
-        }
-        let (vm, turn) = self.settled_vm(actor, vm_id).await?;
-        let _busy = self.claim(&vm.id, "An export")?;
-        drop(turn);
-        let (job, handle) = self
-            .job_begin(&actor.user_id, JobKind::Export, Some(vm.id.clone()), None)
-            .await?;
-        let out = self.work_dir(&job.id).join("archive.tar");
-        let made = self.make_archive(&vm, &handle, out.clone()).await;
-        let opened = match made {
-            Ok(_) => tokio::task::spawn_blocking(move || {
-                let f = std::fs::File::open(&out)?;
-                std::fs::remove_file(&out)?;
-                Ok::<_, std::io::Error>(f)
-            })
-            .await
-            .map_err(blocking_lost)
-            .and_then(|r| r.map_err(|e| AppError::internal("cannot open the archive", e))),
-            Err(e) => Err(e),
-        };
-        match opened {
-            Ok(f) => {
-                self.job_end(job, Ok(())).await;
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                Ok((f, size, format!("{}.nuage.tar", vm.name)))
-            }
-            Err(e) => {
-                self.job_end(job, Err(&e)).await;
-                Err(e)
-            }
-        }
-    }
 
     /// `POST /vms/import` (admins): reads an archive from `body` as it arrives, verifies every
     /// checksum, and only then creates the server, for `owner` (default: the caller), quota-

@@ -60,6 +60,15 @@ impl App {
         if swept != Swept::default() {
             tracing::info!(?swept, "housekeeping");
         }
+        // What each disk holds grows as its guest writes over what its snapshots keep.
+        let host = self.daemon_id.clone();
+        for vm in self
+            .db
+            .call(move |c| db::vms::list_on_host(c, &host))
+            .await?
+        {
+            self.measure_disk(&vm.id).await;
+        }
         Ok(swept)
     }
 

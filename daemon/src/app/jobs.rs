@@ -117,7 +117,23 @@ impl App {
         vm_id: Option<String>,
         backup_id: Option<String>,
     ) -> Result<(Job, Arc<Handle>), AppError> {
-        let job = Job {
+        let job = Self::job_new(owner_id, kind, vm_id, backup_id);
+        let row = job.clone();
+        self.db
+            .call(move |c| db::backups::save_job(c, &row))
+            .await?;
+        let handle = self.job_track(&job);
+        Ok((job, handle))
+    }
+
+    /// A new job record, `Running`, not yet saved.
+    pub(super) fn job_new(
+        owner_id: &str,
+        kind: JobKind,
+        vm_id: Option<String>,
+        backup_id: Option<String>,
+    ) -> Job {
+        Job {
             id: uuid::Uuid::new_v4().to_string(),
             kind,
             state: JobState::Running,
@@ -128,14 +144,14 @@ impl App {
             backup_id,
             created_at: db::now_rfc3339(),
             finished_at: None,
-        };
-        let row = job.clone();
-        self.db
-            .call(move |c| db::backups::save_job(c, &row))
-            .await?;
+        }
+    }
+
+    /// Starts following a job whose row is saved: its handle, and its progress on the events.
+    pub(super) fn job_track(self: &Arc<Self>, job: &Job) -> Arc<Handle> {
         let handle = Arc::new(Handle::default());
         lock(&self.jobs.running).insert(job.id.clone(), handle.clone());
-        self.announce_job(&job);
+        self.announce_job(job);
         let (app, mut seen, id) = (self.clone(), job.clone(), job.id.clone());
         tokio::spawn(async move {
             loop {
@@ -152,7 +168,7 @@ impl App {
                 }
             }
         });
-        Ok((job, handle))
+        handle
     }
 
     /// Ends a job: succeeded, cancelled or failed (with the user's sentence), recorded and

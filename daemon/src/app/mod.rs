@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backups;
 pub mod console;
 pub mod error;
+pub mod export;
 pub mod host;
 pub mod housekeeping;
 pub mod images;

@@ -318,3 +318,12 @@ pub fn delete_snapshots_of(c: &Connection, vm_id: &str) -> Result<(), DbError> {
     c.execute("DELETE FROM snapshots WHERE vm_id = ?1", [vm_id])?;
     Ok(())
 }
+
+/// Records what a running job holds of its owner's disk quota.
+pub fn set_job_quota(c: &Connection, id: &str, gib: u64) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE jobs SET quota_gib = ?2 WHERE id = ?1",
+        params![id, i64::try_from(gib).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}

@@ -193,6 +193,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE vms ADD COLUMN stop_reason TEXT;
     ALTER TABLE vms ADD COLUMN wants_running INTEGER NOT NULL DEFAULT 0;
     UPDATE vms SET wants_running = 1 WHERE state IN ('running', 'paused', 'starting');",
+    // What a running job holds of its owner's disk quota (an export's archive while it exists),
+    // and one export at a time per server.
+    "ALTER TABLE jobs ADD COLUMN quota_gib INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX one_export_per_vm ON jobs(vm_id)
+        WHERE kind = 'export' AND state = 'running';",
+    // What a server's disk file really holds on the host, GiB (internal snapshots keep old data
+    // in it, beyond the disk's size); the disk quota counts the larger of the two.
+    "ALTER TABLE vms ADD COLUMN held_gib INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -107,8 +107,10 @@ pub fn usage(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
     Ok(c.query_row(
         "SELECT COALESCE(SUM(MAX(vcpus, COALESCE(pending_vcpus, 0))), 0),
                 COALESCE(SUM(MAX(memory_mib, COALESCE(pending_memory, 0))), 0),
-                COALESCE(SUM(disk_gib), 0)
-                    + (SELECT COALESCE(SUM(quota_gib), 0) FROM backups WHERE owner_id = ?1),
+                COALESCE(SUM(MAX(disk_gib, held_gib)), 0)
+                    + (SELECT COALESCE(SUM(quota_gib), 0) FROM backups WHERE owner_id = ?1)
+                    + (SELECT COALESCE(SUM(quota_gib), 0) FROM jobs
+                       WHERE owner_id = ?1 AND state = 'running'),
                 COUNT(*),
                 (SELECT COUNT(*) FROM snapshots s JOIN vms v ON v.id = s.vm_id
                  WHERE v.owner_id = ?1)

@@ -298,6 +298,15 @@ pub fn move_state(
     )? > 0)
 }
 
+/// Records what a server's disk file holds on the host, GiB (see `usage`).
+pub fn set_held(c: &Connection, id: &str, gib: u64) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE vms SET held_gib = ?2 WHERE id = ?1",
+        params![id, i64::try_from(gib).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
 /// Records why a server stopped (`None` once it runs again).
 pub fn set_stop_reason(
     c: &Connection,

@@ -173,9 +173,23 @@ pub async fn export_vm(
     q: QueryResult<ExportQuery>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let (file, size, name) = app.export_vm(&actor, &id, q.backup).await?;
+    let crate::app::export::Export {
+        file,
+        size,
+        name,
+        mut guard,
+    } = app.export_vm(&actor, &id, q.backup).await?;
+    use futures_util::StreamExt;
+    // The export job follows the download and ends with it (the guard is dropped with the body).
     let stream =
-        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20);
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20).map(
+            move |chunk| {
+                if let (Ok(bytes), Some(g)) = (&chunk, guard.as_mut()) {
+                    g.sent(bytes.len() as u64);
+                }
+                chunk
+            },
+        );
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_owned()),

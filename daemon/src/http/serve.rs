@@ -3,6 +3,8 @@
 //! - at most `--max-connections` connections at once (the next waits in the kernel's backlog);
 //! - a client has [`HEADER_TIMEOUT`] to send a request's headers, and a request body may pause
 //!   at most [`BODY_IDLE`] between two pieces (slow clients cannot hold connections forever);
+//! - a connection whose peer stops acknowledging what we send (a download nobody reads) is
+//!   dropped after [`SEND_STALL`] (`TCP_USER_TIMEOUT`), which ends the stream and its job;
 //! - WebSockets (console, events) and streams have their own idle timeouts in their handlers.
 
 use std::convert::Infallible;
@@ -24,6 +26,8 @@ use tower::{Service, ServiceExt};
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause allowed inside a request body.
 pub const BODY_IDLE: Duration = Duration::from_secs(30);
+/// How long sent data may stay unacknowledged before the kernel drops the connection.
+pub const SEND_STALL: Duration = Duration::from_secs(60);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn run(
@@ -58,6 +62,10 @@ pub async fn run(
             _ = stopping.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let _ = rustix::net::sockopt::set_tcp_user_timeout(
+            &stream,
+            u32::try_from(SEND_STALL.as_millis()).unwrap_or(u32::MAX),
+        );
         let service = router
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {

@@ -350,9 +350,11 @@ async fn a_server_moves_between_two_hosts_and_bad_archives_leave_nothing() {
         StatusCode::NOT_FOUND
     );
     let archive = export(&a, &alice, &vm).await;
-    let jobs = a.get("/api/v1/jobs", Some(&alice)).await;
-    assert_eq!(jobs.body[0]["kind"], "export");
-    assert_eq!(jobs.body[0]["state"], "succeeded");
+    // The export job ends with its download.
+    let job = a.get("/api/v1/jobs", Some(&alice)).await.body[0].clone();
+    assert_eq!(job["kind"], "export");
+    let job = wait_job(&a, &alice, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
 
     let import = format!("/api/v1/vms/import?owner={carol_id}");
     // Only admins import.
@@ -655,4 +657,181 @@ async fn a_failed_restore_in_place_keeps_the_disk_and_the_snapshots() {
         .get(&format!("/api/v1/vms/{vm}/snapshots"), Some(&alice))
         .await;
     assert_eq!(snaps.body.as_array().unwrap().len(), 1, "{}", snaps.text);
+}
+
+/// A fresh export is a job that charges the archive to the owner's disk quota while it exists,
+/// one at a time per server, and ends with its download: succeeded when read to the end,
+/// cancelled (its folder gone, its charge given back) when the download is dropped.
+#[tokio::test]
+async fn an_export_is_charged_while_it_exists_and_ends_with_its_download() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(3, 0)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let usage = || async {
+        t.get("/api/v1/me", Some(&alice)).await.body["usage"]["disk_gib"]
+            .as_u64()
+            .unwrap()
+    };
+    let start_export = || {
+        let req = axum::http::Request::get(format!("/api/v1/vms/{vm}/export"))
+            .header("authorization", format!("Bearer {alice}"))
+            .body(Body::empty())
+            .unwrap();
+        t.router.clone().oneshot(req)
+    };
+    let export_jobs = || async {
+        let r = t.get("/api/v1/jobs", Some(&alice)).await;
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "export")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(usage().await, 1);
+
+    // The archive streams: charged, and a second export waits its turn.
+    let resp = start_export().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(usage().await, 2, "the archive is charged while it exists");
+    let second = start_export().await.unwrap();
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    // Dropped before its end (this small archive is one frame: none is read): cancelled,
+    // nothing left, the charge given back.
+    drop(resp);
+    let mut jobs = Vec::new();
+    for _ in 0..100 {
+        jobs = export_jobs().await;
+        if jobs.iter().all(|j| j["state"] != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["state"], "cancelled", "{jobs:?}");
+    assert!(
+        nothing_in(&t.data_dir.join("work")),
+        "the work folder is gone"
+    );
+    assert_eq!(usage().await, 1);
+
+    // Read to the end: succeeded.
+    let archive = export(&t, &alice, &vm).await;
+    assert!(!archive.is_empty());
+    for _ in 0..100 {
+        jobs = export_jobs().await;
+        if jobs.iter().all(|j| j["state"] != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(jobs.iter().any(|j| j["state"] == "succeeded"), "{jobs:?}");
+    assert_eq!(usage().await, 1);
+
+    // No room in the quota for the archive: refused before any work.
+    let (bob, _) = t.user_with_quota(&admin, "bob", quota(1, 0)).await;
+    let bobs = server(&t, &bob, &image, "db", false).await;
+    let r = t
+        .get(&format!("/api/v1/vms/{bobs}/export"), Some(&bob))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.code(), "quota_exceeded");
+}
+
+/// A request abandoned while its archive is being made cancels the job: it does not stay
+/// running forever.
+#[tokio::test]
+async fn an_export_abandoned_while_it_is_made_is_cancelled() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, alice_id) = t.user_with_quota(&admin, "alice", quota(4, 0)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let actor = nuage_daemon::app::Actor {
+        user_id: alice_id,
+        username: "alice".into(),
+        role: nuage_shared::Role::User,
+        session: String::new(),
+        expires: None,
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(1),
+        t.app.export_vm(&actor, &vm, None),
+    )
+    .await;
+    let mut jobs = Vec::new();
+    for _ in 0..200 {
+        let r = t.get("/api/v1/jobs", Some(&alice)).await;
+        jobs = r.body.as_array().unwrap().clone();
+        if !jobs.is_empty() && jobs.iter().all(|j| j["state"] != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        jobs.iter().all(|j| j["state"] != "running"),
+        "no export job runs on: {jobs:?}"
+    );
+    assert!(nothing_in(&t.data_dir.join("work")));
+    assert_eq!(
+        t.get("/api/v1/me", Some(&alice)).await.body["usage"]["disk_gib"],
+        1
+    );
+}
+
+/// Internal snapshots keep, inside the disk file, the data the guest overwrites after them: the
+/// disk quota counts what the file really holds on the host, and no snapshot is taken once the
+/// quota is full.
+#[tokio::test]
+async fn what_snapshots_hold_on_the_host_counts_against_the_disk_quota() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(2, 5)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let disk = disk_of(&t, &vm);
+    let usage = || async {
+        t.get("/api/v1/me", Some(&alice)).await.body["usage"]["disk_gib"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(usage().await, 1);
+    // The guest fills 900 MiB, a snapshot keeps it, the guest overwrites it all.
+    let fill = |pattern: u8| {
+        let out = std::process::Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", &format!("write -P {pattern} 0 900M")])
+            .arg(&disk)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fill(0x11);
+    let out = std::process::Command::new("qemu-img")
+        .args(["snapshot", "-c", "kept"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    fill(0x22);
+    t.app.housekeep().await.unwrap();
+    assert_eq!(usage().await, 2, "the 1 GiB disk's file holds 1.8 GiB");
+    // The quota is full: no snapshot now.
+    let r = t
+        .post(
+            &format!("/api/v1/vms/{vm}/snapshots"),
+            Some(&alice),
+            r#"{"name":"more"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.code(), "quota_exceeded");
 }
