@@ -16,6 +16,8 @@ use nuage_e2e::Scratch;
 use nuage_shared::{Image, Vm, VmState};
 use serde_json::{json, Value};
 
+mod abuse;
+
 const PASSWORD: &str = "bench-password";
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -1259,8 +1261,9 @@ async fn main() {
         Some("idle") => bench_idle().await,
         Some("console") => bench_console().await,
         Some("keys") => bench_keys().await,
+        Some("abuse") => abuse::bench_abuse().await,
         _ => eprintln!(
-            "usage: nuage-bench <list|create|backup|decode|decode-browser|relay|memory|metrics|idle|console|keys> [--uri URI]"
+            "usage: nuage-bench <list|create|backup|decode|decode-browser|relay|memory|metrics|idle|console|keys|abuse> [--uri URI]"
         ),
     }
 }

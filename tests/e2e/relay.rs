@@ -307,4 +307,45 @@ async fn the_relay_falls_back_to_the_loopback_when_no_socket_can_be_handed_over(
         log.contains("console through the loopback fallback"),
         "the daemon says which way it went"
     );
+
+    // The loopback VNC server asks for a password (other local users reach 127.0.0.1 too), and
+    // each boot has its own; the relay answered it, the browser never saw it.
+    let password = |domain: &str| {
+        let xml = nuage_e2e::virsh(&["dumpxml", "--security-info", domain]);
+        xml.split("passwd='")
+            .nth(1)
+            .map(|r| r.split('\'').next().unwrap().to_owned())
+    };
+    let domain = format!("nuage-{id}");
+    let first = password(&domain).expect("the VNC server has a password");
+    let port: u16 = nuage_e2e::virsh(&["vncdisplay", &domain])
+        .trim()
+        .trim_start_matches("127.0.0.1:")
+        .parse::<u16>()
+        .expect("a VNC display")
+        + 5900;
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    let mut version = [0u8; 12];
+    raw.read_exact(&mut version).unwrap();
+    raw.write_all(b"RFB 003.008\n").unwrap();
+    let mut count = [0u8; 1];
+    raw.read_exact(&mut count).unwrap();
+    let mut types = vec![0u8; count[0] as usize];
+    raw.read_exact(&mut types).unwrap();
+    assert_eq!(types, vec![2], "VNC authentication only, never None");
+    drop(raw);
+    for action in ["stop", "start"] {
+        let (status, body) = admin
+            .post(&format!("/api/v1/vms/{id}/{action}"), json!({}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let second = password(&domain).expect("a password again");
+    assert_ne!(first, second, "each boot has its own password");
+    let mut client = rfb::Client::new();
+    let (events, _) = first_frame(&daemon, &admin, &id, &mut client).await;
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, rfb::Event::Connected { .. })));
 }

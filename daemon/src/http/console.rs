@@ -97,11 +97,18 @@ pub async fn console_ws(
                     .map_err(|e| crate::app::AppError::internal("console socket", e))?,
             )
         }
-        ConsoleStream::Tcp(addr) => Vnc::Tcp(
-            tokio::net::TcpStream::connect(addr)
+        ConsoleStream::Tcp { addr, password } => {
+            let mut tcp = tokio::net::TcpStream::connect(addr)
                 .await
-                .map_err(|e| crate::app::AppError::internal("console socket", e))?,
-        ),
+                .map_err(|e| crate::app::AppError::internal("console socket", e))?;
+            // Logged in before the upgrade, so that a failure is an answer, not a closed socket.
+            if let Some(p) = &password {
+                super::vnc_login::login(&mut tcp, p)
+                    .await
+                    .map_err(|e| crate::app::AppError::internal("console login", e))?;
+            }
+            Vnc::Tcp(tcp, password.is_some())
+        }
     };
     tracing::info!(vm = %id, via = vnc.via(), "console session opened");
     Ok(upgrade
@@ -110,17 +117,18 @@ pub async fn console_ws(
         .into_response())
 }
 
-/// The guest's VNC server, through libvirt's socket pair or the loopback fallback.
+/// The guest's VNC server, through libvirt's socket pair or the loopback fallback (already
+/// logged in when it asked for a password: the browser is then greeted by the relay).
 enum Vnc {
     Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
+    Tcp(tokio::net::TcpStream, bool),
 }
 
 impl Vnc {
     fn via(&self) -> &'static str {
         match self {
             Vnc::Unix(_) => "socket pair",
-            Vnc::Tcp(_) => "loopback",
+            Vnc::Tcp(..) => "loopback",
         }
     }
 }
@@ -130,8 +138,19 @@ async fn relay(ws: WebSocket, vnc: Vnc, _slot: SessionGuard, mut watch: Credenti
     let ended = async move { watch.ended().await };
     match vnc {
         Vnc::Unix(s) => pump(ws, s, ended).await,
-        Vnc::Tcp(s) => {
+        Vnc::Tcp(mut s, logged_in) => {
             let _ = s.set_nodelay(true);
+            let mut ws = ws;
+            if logged_in {
+                match super::vnc_login::greet(&mut ws).await {
+                    Ok(rest) if s.write_all(&rest).await.is_ok() => {}
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::info!(error = %e, "console opening failed");
+                        return;
+                    }
+                }
+            }
             pump(ws, s, ended).await
         }
     }

@@ -13,6 +13,7 @@ pub mod extract;
 mod identity;
 pub mod serve;
 mod servers;
+mod vnc_login;
 
 use std::path::Path as FsPath;
 use std::sync::Arc;

@@ -196,7 +196,11 @@ impl DomainSpec {
                 // is reachable from this host only, and the daemon relays it the same way.
                 graphics: XmlGraphics {
                     kind: "vnc",
+                    port: None,
                     autoport: self.vnc_loopback.then_some("yes"),
+                    // A loopback VNC server asks for a password (any local user could reach
+                    // it otherwise); the hypervisor gives each boot its own (`start`).
+                    passwd: self.vnc_loopback.then(vnc_password),
                     listen: if self.vnc_loopback {
                         XmlListen {
                             kind: "address",
@@ -463,12 +467,42 @@ struct XmlSerialTarget {
 }
 
 #[derive(Serialize)]
+#[serde(rename = "graphics")]
 struct XmlGraphics {
     #[serde(rename = "@type")]
     kind: &'static str,
+    #[serde(rename = "@port", skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
     #[serde(rename = "@autoport", skip_serializing_if = "Option::is_none")]
     autoport: Option<&'static str>,
+    #[serde(rename = "@passwd", skip_serializing_if = "Option::is_none")]
+    passwd: Option<String>,
     listen: XmlListen,
+}
+
+/// A random VNC password: VNC authentication uses 8 bytes, here 8 of 62 characters.
+pub fn vnc_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// The graphics device of a running domain's loopback VNC server on `port`, with a new
+/// `password` (for `virDomainUpdateDeviceFlags` on the live domain).
+pub fn vnc_loopback_device(port: u16, password: &str) -> Result<String, quick_xml::SeError> {
+    quick_xml::se::to_string(&XmlGraphics {
+        kind: "vnc",
+        port: Some(port),
+        autoport: Some("yes"),
+        passwd: Some(password.to_owned()),
+        listen: XmlListen {
+            kind: "address",
+            address: Some("127.0.0.1"),
+        },
+    })
 }
 
 #[derive(Serialize)]
@@ -479,9 +513,10 @@ struct XmlListen {
     address: Option<&'static str>,
 }
 
-/// A running domain's VNC server on the loopback, read back from its live XML: the fallback when
-/// no socket pair can be had. `None` unless it listens on 127.0.0.1 at a known port.
-pub fn vnc_loopback_port(live_xml: &str) -> Option<u16> {
+/// A running domain's VNC server on the loopback, read back from its live XML (with its secure
+/// parts, for the password): the fallback when no socket pair can be had. `None` unless it
+/// listens on 127.0.0.1 at a known port.
+pub fn vnc_loopback(live_xml: &str) -> Option<(u16, Option<String>)> {
     #[derive(serde::Deserialize)]
     struct Doc {
         devices: Devices,
@@ -497,6 +532,8 @@ pub fn vnc_loopback_port(live_xml: &str) -> Option<u16> {
         kind: String,
         #[serde(rename = "@port")]
         port: Option<i32>,
+        #[serde(rename = "@passwd")]
+        passwd: Option<String>,
         #[serde(default)]
         listen: Vec<Listen>,
     }
@@ -514,7 +551,7 @@ pub fn vnc_loopback_port(live_xml: &str) -> Option<u16> {
         .iter()
         .any(|l| l.kind == "address" && l.address.as_deref() == Some("127.0.0.1"));
     let port = u16::try_from(g.port?).ok().filter(|&p| p > 0)?;
-    loopback.then_some(port)
+    loopback.then_some((port, g.passwd))
 }
 
 #[derive(Serialize)]
@@ -591,19 +628,42 @@ mod tests {
         s.vnc_loopback = true;
         let xml = s.to_xml().unwrap();
         assert!(
-            xml.contains(
-                "<graphics type=\"vnc\" autoport=\"yes\"><listen type=\"address\" address=\"127.0.0.1\"/></graphics>"
-            ),
+            xml.contains("<graphics type=\"vnc\" autoport=\"yes\" passwd=\"")
+                && xml.contains("<listen type=\"address\" address=\"127.0.0.1\"/></graphics>"),
             "{xml}"
         );
+        let password = xml
+            .split("passwd=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(password.len(), 8, "VNC authentication uses 8 bytes");
+        assert_ne!(
+            s.to_xml().unwrap(),
+            xml,
+            "each definition has its own password"
+        );
         // No port in the definition: libvirt picks one at start, and the live XML says which.
-        assert_eq!(vnc_loopback_port(&xml), None);
+        assert_eq!(vnc_loopback(&xml), None);
         let live = |graphics: &str| format!("<domain><devices>{graphics}</devices></domain>");
         let port = live(
             "<graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>\
              <listen type='address' address='127.0.0.1'/></graphics>",
         );
-        assert_eq!(vnc_loopback_port(&port), Some(5901));
+        assert_eq!(vnc_loopback(&port), Some((5901, None)));
+        let secure = live(
+            "<graphics type='vnc' port='5901' autoport='yes' passwd='Ab3dEf9h'>\
+             <listen type='address' address='127.0.0.1'/></graphics>",
+        );
+        assert_eq!(vnc_loopback(&secure), Some((5901, Some("Ab3dEf9h".into()))));
+        let device = vnc_loopback_device(5901, "Zz9yXx8w").unwrap();
+        assert_eq!(
+            device,
+            "<graphics type=\"vnc\" port=\"5901\" autoport=\"yes\" passwd=\"Zz9yXx8w\">\
+             <listen type=\"address\" address=\"127.0.0.1\"/></graphics>"
+        );
         for other in [
             // Another address than the loopback is never used.
             "<graphics type='vnc' port='5901'><listen type='address' address='0.0.0.0'/></graphics>",
@@ -611,7 +671,7 @@ mod tests {
             "<graphics type='spice' port='5901'><listen type='address' address='127.0.0.1'/></graphics>",
             "",
         ] {
-            assert_eq!(vnc_loopback_port(&live(other)), None, "{other}");
+            assert_eq!(vnc_loopback(&live(other)), None, "{other}");
         }
     }
 

@@ -220,7 +220,21 @@ impl Hypervisor for Libvirt {
     }
 
     fn start(&self, name: &str) -> Result<(), HvError> {
-        self.with_conn(|c| Self::lookup(c, name)?.create().map_err(lv("start")))
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            dom.create().map_err(lv("start"))?;
+            // A VNC server on the loopback gets this boot's own password.
+            let live = dom.xml_desc(0).map_err(lv("read a domain"))?;
+            if let Some((port, _)) = super::domain::vnc_loopback(&live) {
+                let device =
+                    super::domain::vnc_loopback_device(port, &super::domain::vnc_password())
+                        .map_err(HvError::Xml)?;
+                if let Err(e) = dom.update_device_flags(&device, sys::VIR_DOMAIN_AFFECT_LIVE) {
+                    tracing::warn!(domain = name, error = %e, "cannot give the console a new password");
+                }
+            }
+            Ok(())
+        })
     }
 
     fn destroy(&self, name: &str) -> Result<(), HvError> {
@@ -301,13 +315,15 @@ impl Hypervisor for Libvirt {
                     std::os::fd::OwnedFd::from_raw_fd(fd as i32)
                 })),
                 Err(e) => {
-                    let live = dom.xml_desc(0).map_err(lv("read a domain"))?;
-                    let port = super::domain::vnc_loopback_port(&live).ok_or(e)?;
+                    let live = dom
+                        .xml_desc(sys::VIR_DOMAIN_XML_SECURE)
+                        .map_err(lv("read a domain"))?;
+                    let (port, password) = super::domain::vnc_loopback(&live).ok_or(e)?;
                     tracing::info!(domain = name, port, "console through the loopback fallback");
-                    Ok(super::ConsoleStream::Tcp(std::net::SocketAddr::from((
-                        [127, 0, 0, 1],
-                        port,
-                    ))))
+                    Ok(super::ConsoleStream::Tcp {
+                        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                        password,
+                    })
                 }
             }
         })

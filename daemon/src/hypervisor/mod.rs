@@ -206,6 +206,10 @@ pub trait Hypervisor: Send + Sync + 'static {
 pub enum ConsoleStream {
     /// A socket already connected (virDomainOpenGraphicsFD).
     Fd(std::os::fd::OwnedFd),
-    /// The loopback address the VNC server listens on (the fallback).
-    Tcp(std::net::SocketAddr),
+    /// The loopback address the VNC server listens on (the fallback), and the password of its
+    /// VNC authentication (each boot has its own).
+    Tcp {
+        addr: std::net::SocketAddr,
+        password: Option<String>,
+    },
 }
