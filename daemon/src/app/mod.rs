@@ -60,6 +60,8 @@ pub struct App {
     pub events: tokio::sync::broadcast::Sender<OwnedEvent>,
     /// Credentials that just ended, for the sockets opened with them (`revoke.rs`).
     revocations: tokio::sync::broadcast::Sender<revoke::Revocation>,
+    /// Open WebSockets per user (`revoke.rs`).
+    sockets: revoke::Sockets,
     /// Anonymous requests refused (counted, not stored: `audit.rs`).
     anonymous_refusals: std::sync::atomic::AtomicU64,
     /// How many of them the audit log's last summary entry covered.

@@ -4,9 +4,39 @@
 //! deletion, a password reset, "sign out everywhere", the user's deletion or demotion, or the
 //! credential's expiry.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Actor, App};
+use super::{Actor, App, AppError};
+
+/// WebSockets (events and consoles together) one user may hold open at once.
+pub const MAX_SOCKETS_PER_USER: usize = 32;
+
+/// Open WebSockets per user.
+#[derive(Default)]
+pub struct Sockets {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open socket of a user; dropping it frees the place.
+pub struct SocketSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    user_id: String,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
 
 /// A credential (or all of a user's) that has just ended.
 #[derive(Debug, Clone)]
@@ -59,6 +89,22 @@ impl App {
         });
     }
 
+    /// A place for one more open socket of `actor`'s, or 429 past [`MAX_SOCKETS_PER_USER`].
+    pub fn socket_slot(&self, actor: &Actor) -> Result<SocketSlot, AppError> {
+        let mut open = self.sockets.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(actor.user_id.clone()).or_insert(0);
+        if *n >= MAX_SOCKETS_PER_USER {
+            return Err(AppError::RateLimited(format!(
+                "You have {MAX_SOCKETS_PER_USER} live connections open already; close one first."
+            )));
+        }
+        *n += 1;
+        Ok(SocketSlot {
+            open: self.sockets.open.clone(),
+            user_id: actor.user_id.clone(),
+        })
+    }
+
     /// A watch on the credential `actor` came with.
     pub fn watch(&self, actor: &Actor) -> CredentialWatch {
         let expires = actor.expires.map(|at| {
@@ -72,5 +118,49 @@ impl App {
             session: actor.session.clone(),
             expires,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watch_ends_at_its_credentials_expiry_and_on_its_revocation_only() {
+        let (tx, _) = broadcast::channel(16);
+        let watch = |session: &str, expires: Option<tokio::time::Instant>| CredentialWatch {
+            rx: tx.subscribe(),
+            user_id: "alice".into(),
+            session: session.into(),
+            expires,
+        };
+        let start = tokio::time::Instant::now();
+        let mut w = watch("s1", Some(start + std::time::Duration::from_millis(300)));
+        w.ended().await;
+        assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+
+        let mut w = watch("s1", None);
+        let ended = tokio::spawn(async move { w.ended().await });
+        for other in [("bob", None), ("alice", Some("s2"))] {
+            tx.send(Revocation {
+                user_id: other.0.into(),
+                session: other.1.map(str::to_owned),
+            })
+            .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !ended.is_finished(),
+            "another user's or session's end is not this one's"
+        );
+        tx.send(Revocation {
+            user_id: "alice".into(),
+            session: None,
+        })
+        .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), ended)
+            .await
+            .expect("all of alice's credentials ended")
+            .unwrap();
     }
 }

@@ -146,6 +146,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         auth: auth::Keys::new(&key),
         events: tokio::sync::broadcast::channel(1024).0,
         revocations: tokio::sync::broadcast::channel(1024).0,
+        sockets: Default::default(),
         logins: Default::default(),
         anonymous_refusals: Default::default(),
         anonymous_reported: Default::default(),

@@ -86,6 +86,7 @@ pub async fn console_ws(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE);
     let watch = app.watch(&actor);
+    let slot = app.socket_slot(&actor)?;
     let vnc = match stream {
         ConsoleStream::Fd(fd) => {
             let socket = std::os::unix::net::UnixStream::from(fd);
@@ -113,7 +114,10 @@ pub async fn console_ws(
     tracing::info!(vm = %id, via = vnc.via(), "console session opened");
     Ok(upgrade
         .protocols(["binary"])
-        .on_upgrade(move |ws| relay(ws, vnc, guard, watch))
+        .on_upgrade(move |ws| async move {
+            let _slot = slot;
+            relay(ws, vnc, guard, watch).await
+        })
         .into_response())
 }
 

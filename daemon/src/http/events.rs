@@ -84,10 +84,14 @@ pub async fn events(
         .map_err(|e| ApiError::BadRequest(e.body_text()))?
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE);
+    let slot = app.socket_slot(&actor)?;
     let rx = app.events.subscribe();
     let watch = app.watch(&actor);
     Ok(upgrade
-        .on_upgrade(move |socket| relay(socket, rx, actor, q.all, watch))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            relay(socket, rx, actor, q.all, watch).await
+        })
         .into_response())
 }
 

@@ -302,3 +302,37 @@ async fn open_sockets_close_when_their_credential_ends() {
         "the bystander's socket is still open and quiet"
     );
 }
+
+/// A user holds at most 32 live sockets; closing one frees its place.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_holds_a_bounded_number_of_sockets() {
+    let server = TestServer::start().await;
+    let t = &server.app;
+    let admin = t.admin_token().await;
+    let q = json!({"vcpus": 1, "memory_mib": 256, "disk_gib": 1, "vms": 1, "snapshots": 0});
+    let (alice, _) = t.user_with_quota(&admin, "alice", q).await;
+    let cap = nuage_daemon::app::revoke::MAX_SOCKETS_PER_USER;
+    let mut open = Vec::new();
+    for _ in 0..cap {
+        let q = ticket(&server, &alice, "").await;
+        open.push(connect(&server, &q).await.unwrap());
+    }
+    let q = ticket(&server, &alice, "").await;
+    assert_eq!(connect(&server, &q).await.err(), Some(429));
+    // Others are not affected.
+    let q = ticket(&server, &admin, "").await;
+    assert!(connect(&server, &q).await.is_ok());
+    let mut one = open.pop().unwrap();
+    one.close(None).await.unwrap();
+    drop(one);
+    let mut reopened = false;
+    for _ in 0..50 {
+        let q = ticket(&server, &alice, "").await;
+        if connect(&server, &q).await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened, "a closed socket frees its place");
+}
