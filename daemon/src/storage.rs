@@ -152,7 +152,7 @@ fn check_qcow2_header(file: &mut std::fs::File) -> Result<(), StorageError> {
     } else {
         (72, 72)
     };
-    if header_len < 72 || header_len > 4096 {
+    if !(72..=4096).contains(&header_len) {
         return refuse("The qcow2 header is not valid.");
     }
     // Header extensions: a data file name, an encryption header or a backing format are refused

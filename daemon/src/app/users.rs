@@ -157,7 +157,6 @@ impl App {
         let (target_id, keep) = (id.to_owned(), actor.session.clone());
         let (role, quota) = (req.role, req.quota);
         let resets = new_hash.is_some();
-        let keep_token = actor.session.strip_prefix("token:").map(str::to_owned);
         let step: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
@@ -172,8 +171,7 @@ impl App {
                 }
                 if let Some(h) = &new_hash {
                     users::set_password_hash(&tx, &target_id, h)?;
-                    users::revoke_user_sessions(&tx, &target_id, Some(&keep))?;
-                    crate::db::tokens::delete_all_of(&tx, &target_id, keep_token.as_deref())?;
+                    users::end_credentials(&tx, &target_id, &keep)?;
                 }
                 if let Some(r) = role {
                     users::set_role(&tx, &target_id, r)?;
@@ -198,7 +196,6 @@ impl App {
     pub async fn sign_out_everywhere(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         actor.require_admin()?;
         let (target_id, keep) = (id.to_owned(), actor.session.clone());
-        let keep_token = actor.session.strip_prefix("token:").map(str::to_owned);
         let step: Result<(), AppError> = self
             .db
             .call(move |c| -> Step<()> {
@@ -206,8 +203,7 @@ impl App {
                 if users::user_by_id(&tx, &target_id)?.is_none() {
                     return Ok(Err(AppError::NotFound("user")));
                 }
-                users::revoke_user_sessions(&tx, &target_id, Some(&keep))?;
-                crate::db::tokens::delete_all_of(&tx, &target_id, keep_token.as_deref())?;
+                users::end_credentials(&tx, &target_id, &keep)?;
                 tx.commit()?;
                 Ok(Ok(()))
             })

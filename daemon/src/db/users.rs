@@ -212,6 +212,14 @@ pub fn revoke_user_sessions(
     Ok(())
 }
 
+/// Ends every credential of a user but the caller's own (`keep`: its session, `token:<id>` for
+/// an API token): sessions revoked, API tokens deleted.
+pub fn end_credentials(c: &Connection, user_id: &str, keep: &str) -> Result<(), DbError> {
+    revoke_user_sessions(c, user_id, Some(keep))?;
+    super::tokens::delete_all_of(c, user_id, keep.strip_prefix("token:"))?;
+    Ok(())
+}
+
 pub fn count_vms_of(c: &Connection, user_id: &str) -> Result<i64, DbError> {
     Ok(c.query_row(
         "SELECT COUNT(*) FROM vms WHERE owner_id = ?1",

@@ -32,6 +32,20 @@ pub struct Libvirt {
 }
 
 impl Libvirt {
+    /// Deletes a snapshot with `flags` (its data and record, or only its record); one that is
+    /// not there is no error.
+    fn delete_snapshot_with(&self, name: &str, snapshot: &str, flags: u32) -> Result<(), HvError> {
+        self.with_conn(|c| {
+            let dom = Self::lookup(c, name)?;
+            let snap = match Domain::lookup_snapshot_by_name(&dom, snapshot, 0) {
+                Ok(s) => s,
+                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomainSnapshot) => return Ok(()),
+                Err(e) => return Err(lv("find a snapshot")(e)),
+            };
+            snap.delete(flags).map_err(lv("delete a snapshot"))
+        })
+    }
+
     /// Opens `uri`. libvirt's default error handler (which prints every error to stderr) is
     /// silenced: errors are returned and logged by the daemon instead.
     pub fn connect(uri: &str) -> Result<Libvirt, HvError> {
@@ -490,15 +504,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
-        self.with_conn(|c| {
-            let dom = Self::lookup(c, name)?;
-            let snap = match Domain::lookup_snapshot_by_name(&dom, snapshot, 0) {
-                Ok(s) => s,
-                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomainSnapshot) => return Ok(()),
-                Err(e) => return Err(lv("find a snapshot")(e)),
-            };
-            snap.delete(0).map_err(lv("delete a snapshot"))
-        })
+        self.delete_snapshot_with(name, snapshot, 0)
     }
 
     fn qemu_pid(&self, name: &str) -> Option<u32> {
@@ -508,18 +514,12 @@ impl Hypervisor for Libvirt {
     }
 
     fn forget_snapshot(&self, name: &str, snapshot: &str) -> Result<(), HvError> {
-        self.with_conn(|c| {
-            let dom = Self::lookup(c, name)?;
-            let snap = match Domain::lookup_snapshot_by_name(&dom, snapshot, 0) {
-                Ok(s) => s,
-                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomainSnapshot) => return Ok(()),
-                Err(e) => return Err(lv("find a snapshot")(e)),
-            };
-            snap.delete(sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
-                .map_err(lv("forget a snapshot"))
-        })
+        self.delete_snapshot_with(
+            name,
+            snapshot,
+            sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY,
+        )
     }
-
     fn begin_backup(&self, name: &str, target: &std::path::Path) -> Result<(), HvError> {
         let xml = super::snapshot::backup_xml("vda", &["vdb"], target)?;
         self.with_conn(|c| {

@@ -626,13 +626,7 @@ async fn a_failed_restore_in_place_keeps_the_disk_and_the_snapshots() {
     let vm = server(&t, &alice, &image, "web", false).await;
     let (_, b) = backup(&t, &alice, &vm).await;
     let bid = b["id"].as_str().unwrap().to_owned();
-    let r = t
-        .post(
-            &format!("/api/v1/vms/{vm}/snapshots"),
-            Some(&alice),
-            r#"{"name":"before"}"#,
-        )
-        .await;
+    let r = t.snapshot(&alice, &vm, "before").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     scribble(&disk_of(&t, &vm), 0x22, 2);
     let now = tempfile::NamedTempFile::new().unwrap();
@@ -683,10 +677,16 @@ async fn an_export_is_charged_while_it_exists_and_ends_with_its_download() {
             .unwrap();
         t.router.clone().oneshot(req)
     };
+    // The export jobs, once none of them runs.
     let export_jobs = || async {
-        let r = t.get("/api/v1/jobs", Some(&alice)).await;
-        r.body
-            .as_array()
+        let ended = |jobs: &Value| {
+            jobs.as_array()
+                .unwrap()
+                .iter()
+                .all(|j| j["state"] != "running")
+        };
+        let jobs = t.poll("/api/v1/jobs", &alice, ended).await;
+        jobs.as_array()
             .unwrap()
             .iter()
             .filter(|j| j["kind"] == "export")
@@ -704,14 +704,7 @@ async fn an_export_is_charged_while_it_exists_and_ends_with_its_download() {
     // Dropped before its end (this small archive is one frame: none is read): cancelled,
     // nothing left, the charge given back.
     drop(resp);
-    let mut jobs = Vec::new();
-    for _ in 0..100 {
-        jobs = export_jobs().await;
-        if jobs.iter().all(|j| j["state"] != "running") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let jobs = export_jobs().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["state"], "cancelled", "{jobs:?}");
     assert!(
@@ -723,13 +716,7 @@ async fn an_export_is_charged_while_it_exists_and_ends_with_its_download() {
     // Read to the end: succeeded.
     let archive = export(&t, &alice, &vm).await;
     assert!(!archive.is_empty());
-    for _ in 0..100 {
-        jobs = export_jobs().await;
-        if jobs.iter().all(|j| j["state"] != "running") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let jobs = export_jobs().await;
     assert!(jobs.iter().any(|j| j["state"] == "succeeded"), "{jobs:?}");
     assert_eq!(usage().await, 1);
 
@@ -752,30 +739,24 @@ async fn an_export_abandoned_while_it_is_made_is_cancelled() {
     let image = t.import_raw_image(&admin, "base", 16).await;
     let (alice, alice_id) = t.user_with_quota(&admin, "alice", quota(4, 0)).await;
     let vm = server(&t, &alice, &image, "web", false).await;
-    let actor = nuage_daemon::app::Actor {
-        user_id: alice_id,
-        username: "alice".into(),
-        role: nuage_shared::Role::User,
-        session: String::new(),
-        expires: None,
-    };
+    let actor = crate::support::tenant(&alice_id, "alice");
     let _ = tokio::time::timeout(
         std::time::Duration::from_millis(1),
         t.app.export_vm(&actor, &vm, None),
     )
     .await;
-    let mut jobs = Vec::new();
-    for _ in 0..200 {
-        let r = t.get("/api/v1/jobs", Some(&alice)).await;
-        jobs = r.body.as_array().unwrap().clone();
-        if !jobs.is_empty() && jobs.iter().all(|j| j["state"] != "running") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let jobs = t
+        .poll("/api/v1/jobs", &alice, |j| {
+            let j = j.as_array().unwrap();
+            !j.is_empty() && j.iter().all(|j| j["state"] != "running")
+        })
+        .await;
     assert!(
-        jobs.iter().all(|j| j["state"] != "running"),
-        "no export job runs on: {jobs:?}"
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] != "running"),
+        "no export job runs on: {jobs}"
     );
     assert!(nothing_in(&t.data_dir.join("work")));
     assert_eq!(
@@ -825,13 +806,7 @@ async fn what_snapshots_hold_on_the_host_counts_against_the_disk_quota() {
     t.app.housekeep().await.unwrap();
     assert_eq!(usage().await, 2, "the 1 GiB disk's file holds 1.8 GiB");
     // The quota is full: no snapshot now.
-    let r = t
-        .post(
-            &format!("/api/v1/vms/{vm}/snapshots"),
-            Some(&alice),
-            r#"{"name":"more"}"#,
-        )
-        .await;
+    let r = t.snapshot(&alice, &vm, "more").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.code(), "quota_exceeded");
 }

@@ -260,3 +260,36 @@ pub async fn raw_http(
         .to_owned();
     (status, body)
 }
+
+/// An `Actor` for calling the app directly as a tenant (the tests that abandon a call half-way).
+pub fn tenant(user_id: &str, username: &str) -> nuage_daemon::app::Actor {
+    nuage_daemon::app::Actor {
+        user_id: user_id.to_owned(),
+        username: username.to_owned(),
+        role: nuage_shared::Role::User,
+        session: String::new(),
+        expires: None,
+    }
+}
+
+impl TestApp {
+    /// GETs `path` as `token` until `done` holds for its body, at most 5 s; the last body.
+    pub async fn poll(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut body = Value::Null;
+        for _ in 0..250 {
+            body = self.get(path, Some(token)).await.body;
+            if done(&body) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        body
+    }
+
+    /// `POST /vms/{vm}/snapshots` named `name`.
+    pub async fn snapshot(&self, token: &str, vm: &str, name: &str) -> Reply {
+        let body = serde_json::json!({ "name": name }).to_string();
+        self.post(&format!("/api/v1/vms/{vm}/snapshots"), Some(token), &body)
+            .await
+    }
+}

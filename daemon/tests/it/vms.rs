@@ -557,13 +557,7 @@ async fn changes_finish_when_their_caller_goes_away() {
     let image = t.import_raw_image(&admin, "base", 16).await;
     let q = json!({"vcpus": 40, "memory_mib": 40960, "disk_gib": 40, "vms": 40, "snapshots": 0});
     let (alice, alice_id) = t.user_with_quota(&admin, "alice", q).await;
-    let actor = nuage_daemon::app::Actor {
-        user_id: alice_id,
-        username: "alice".into(),
-        role: nuage_shared::Role::User,
-        session: String::new(),
-        expires: None,
-    };
+    let actor = crate::support::tenant(&alice_id, "alice");
     // Abandon each create after a growing delay, so that every await point gets its turn.
     for i in 0..20u64 {
         let req: nuage_shared::CreateVm = serde_json::from_value(json!({
@@ -578,43 +572,28 @@ async fn changes_finish_when_their_caller_goes_away() {
         .await;
     }
     // Whatever was begun finishes: nothing stays `creating`, and usage matches what exists.
-    let mut listed = Vec::new();
-    for _ in 0..100 {
-        listed = t
-            .get("/api/v1/vms", Some(&alice))
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .clone();
-        if listed.iter().all(|v| v["state"] != "creating") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let listed = t
+        .poll("/api/v1/vms", &alice, |l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v["state"] != "creating")
+        })
+        .await;
+    let listed = listed.as_array().unwrap();
     let states: Vec<_> = listed.iter().map(|v| (&v["name"], &v["state"])).collect();
     assert!(listed.iter().all(|v| v["state"] == "running"), "{states:?}");
     let me = t.get("/api/v1/me", Some(&alice)).await;
     assert_eq!(me.body["usage"]["vms"], listed.len(), "{}", me.text);
     // Deletes abandoned at once still finish.
-    for v in &listed {
+    for v in listed {
         let id = v["id"].as_str().unwrap().to_owned();
         let _ = tokio::time::timeout(std::time::Duration::ZERO, t.app.delete_vm(&actor, &id)).await;
     }
-    for _ in 0..100 {
-        listed = t
-            .get("/api/v1/vms", Some(&alice))
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .clone();
-        if listed.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(listed.is_empty(), "{listed:?}");
+    let listed = t
+        .poll("/api/v1/vms", &alice, |l| l.as_array().unwrap().is_empty())
+        .await;
+    assert_eq!(listed, json!([]));
     assert_eq!(
         t.get("/api/v1/me", Some(&alice)).await.body["usage"]["vms"],
         0
