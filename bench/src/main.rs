@@ -52,6 +52,7 @@ async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String, Scratch) 
         console_listen: ConsoleListen::None,
         import_dirs,
         web_dir: None,
+        trusted_proxies: Vec::new(),
         admin_password: Some(PASSWORD.into()),
         host: HostPolicy {
             // libvirt's simulated host has 3 GiB and 16 CPUs: let the benchmark's thousands of

@@ -59,6 +59,15 @@ pub struct Cli {
     /// (repeat the flag; in the environment, separate with ':').
     #[arg(long = "import-dir", env = "NUAGE_IMPORT_DIRS", value_delimiter = ':')]
     pub import_dirs: Vec<PathBuf>,
+    /// Reverse proxies in front of the daemon (repeat the flag; in the environment, separate
+    /// with ','): for a request from one of them, the client is the right-most address of its
+    /// `X-Forwarded-For` (what the sign-in limits and the audit log count) [default: none].
+    #[arg(
+        long = "trusted-proxy",
+        env = "NUAGE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The built web console (Trunk's output) served at `/` [default: the first of
     /// <exe>/../../dist, ./dist, /usr/share/nuage/web that exists].
     #[arg(long, env = "NUAGE_WEB_DIR")]
@@ -278,6 +287,7 @@ struct FileSettings {
     accel: Option<AccelSetting>,
     console_listen: Option<ConsoleListen>,
     import_dirs: Option<Vec<PathBuf>>,
+    trusted_proxies: Option<Vec<std::net::IpAddr>>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
     host: HostPolicyArgs,
@@ -304,6 +314,8 @@ pub struct Settings {
     pub import_dirs: Vec<PathBuf>,
     /// `None` when no built console was found: `/` then explains how to build it.
     pub web_dir: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Used only on first start, when there are no users yet.
     pub admin_password: Option<String>,
     pub host: HostPolicy,
@@ -358,6 +370,11 @@ impl Settings {
             None => default_web_dir(),
         };
         let host = cli.host.or(file.host).resolve()?;
+        let trusted_proxies = if cli.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            cli.trusted_proxies
+        };
         Ok(Settings {
             host,
             listen,
@@ -367,6 +384,7 @@ impl Settings {
             console_listen,
             import_dirs,
             web_dir,
+            trusted_proxies,
             admin_password: cli.admin_password,
         })
     }

@@ -24,9 +24,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     app.start_background();
-    let max_connections = app.settings.host.max_connections;
+    let limits = http::serve::Limits {
+        max_connections: app.settings.host.max_connections,
+        trusted_proxies: app.settings.trusted_proxies.clone(),
+    };
     let router = http::router(app);
-    http::serve::run(listener, router, max_connections, shutdown).await
+    http::serve::run(listener, router, limits, shutdown).await
 }
 
 /// Raises the soft limit on open files to the hard limit (often 1024 → 524288): every client

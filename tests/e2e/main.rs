@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `nuaged`, a real libvirtd with real guests under TCG, and a real
 //! browser. One test binary; one module per area.
 
+mod abuse;
 mod backups;
 mod console;
 mod debian;

@@ -366,6 +366,11 @@ impl Daemon {
     }
 
     /// What the daemon has logged so far.
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

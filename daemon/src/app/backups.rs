@@ -787,16 +787,25 @@ impl App {
                     "Stop the server before restoring its disk, or restore as a new server.".into(),
                 ));
             }
+            if super::failpoint_for("restore-claim-pause", &vm.id) {
+                // Test support: widens the window between the state check and the claim.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             busy = Some(self.claim(&vm.id, "A restore")?);
             Some(vm)
         };
+        // Restored as new, the unpacked disk is a new server's: charged to the owner's disk quota
+        // before anything is written, so that many restores at once cannot fill the host's disk
+        // beyond the owner's quota (in place, it replaces the server's own disk: not charged).
+        let charge = if target.is_none() { b.disk_gib } else { 0 };
+        let job = Self::job_new(
+            &b.owner_id,
+            JobKind::Restore,
+            target.as_ref().map(|v| v.id.clone()),
+            Some(b.id.clone()),
+        );
         let (job, handle) = self
-            .job_begin(
-                &actor.user_id,
-                JobKind::Restore,
-                target.as_ref().map(|v| v.id.clone()),
-                Some(b.id.clone()),
-            )
+            .job_begin_charged(job, charge, "This restore runs already.")
             .await?;
         let app = self.clone();
         let started = job.clone();
@@ -842,6 +851,9 @@ impl App {
                     n.truncate(63);
                     n
                 });
+                // The new server's own reservation takes over from the job's.
+                let id = job.id.clone();
+                self.db.call(move |c| q::set_job_quota(c, &id, 0)).await?;
                 let vm = self
                     .materialize(
                         &b.owner_id,

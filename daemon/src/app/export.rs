@@ -9,13 +9,11 @@
 
 use std::sync::Arc;
 
-use nuage_shared::{Job, JobKind, Quota};
+use nuage_shared::{Job, JobKind};
 
 use super::backups::blocking_lost;
 use super::jobs::Handle;
-use super::vms::{admit_and_insert, commit_admitted};
 use super::{Actor, App, AppError};
-use crate::db;
 
 /// An archive ready to stream: open and already unlinked (nothing is left behind whatever
 /// happens to the download).
@@ -161,31 +159,13 @@ impl App {
     ) -> Result<Export, AppError> {
         // The job, one per server, charged to the owner's disk quota, in one transaction.
         let job = Self::job_new(&vm.owner_id, JobKind::Export, Some(vm.id.clone()), None);
-        let (row, gib) = (job.clone(), vm.disk_gib);
-        let room = self.host_room().await;
-        let more = Quota {
-            vcpus: 0,
-            memory_mib: 0,
-            disk_gib: gib,
-            vms: 0,
-            snapshots: 0,
-        };
-        let owner = vm.owner_id.clone();
-        let recorded: Result<(), AppError> = self
-            .db
-            .call(move |c| {
-                let insert = |tx: &rusqlite::Transaction<'_>| {
-                    db::backups::save_job(tx, &row)?;
-                    db::backups::set_job_quota(tx, &row.id, gib)
-                };
-                let taken = || {
-                    AppError::Conflict("An export of this server is in progress already.".into())
-                };
-                commit_admitted(admit_and_insert(c, &owner, &more, &room, insert, taken)?)
-            })
+        let (job, handle) = self
+            .job_begin_charged(
+                job,
+                vm.disk_gib,
+                "An export of this server is in progress already.",
+            )
             .await?;
-        recorded?;
-        let handle = self.job_track(&job);
         abandon.follow(&handle);
         let out = self.work_dir(&job.id).join("archive.tar");
         let made = {

@@ -126,6 +126,47 @@ impl App {
         Ok((job, handle))
     }
 
+    /// Records a running job that holds `gib` of its owner's disk quota until it ends, admitted
+    /// (quota and host room) in the transaction that records it; `taken` is the refusal when a
+    /// unique index says such a job runs already.
+    pub(super) async fn job_begin_charged(
+        self: &Arc<Self>,
+        job: Job,
+        gib: u64,
+        taken: &'static str,
+    ) -> Result<(Job, Arc<Handle>), AppError> {
+        let room = self.host_room().await;
+        let more = nuage_shared::Quota {
+            vcpus: 0,
+            memory_mib: 0,
+            disk_gib: gib,
+            vms: 0,
+            snapshots: 0,
+        };
+        let row = job.clone();
+        let recorded: Result<(), AppError> = self
+            .db
+            .call(move |c| {
+                let insert = |tx: &rusqlite::Transaction<'_>| {
+                    db::backups::save_job(tx, &row)?;
+                    db::backups::set_job_quota(tx, &row.id, gib)
+                };
+                let owner = row.owner_id.clone();
+                super::vms::commit_admitted(super::vms::admit_and_insert(
+                    c,
+                    &owner,
+                    &more,
+                    &room,
+                    insert,
+                    || AppError::Conflict(taken.into()),
+                )?)
+            })
+            .await?;
+        recorded?;
+        let handle = self.job_track(&job);
+        Ok((job, handle))
+    }
+
     /// A new job record, `Running`, not yet saved.
     pub(super) fn job_new(
         owner_id: &str,
@@ -162,8 +203,12 @@ impl App {
                 let p = h.get();
                 if (p - seen.progress).abs() >= 0.005 {
                     seen.progress = p;
-                    let row = seen.clone();
-                    let _ = app.db.call(move |c| db::backups::save_job(c, &row)).await;
+                    // Progress only: a save racing the job's end must not make it run again.
+                    let (id, progress) = (seen.id.clone(), p);
+                    let _ = app
+                        .db
+                        .call(move |c| db::backups::set_job_progress(c, &id, progress))
+                        .await;
                     app.announce_job(&seen);
                 }
             }

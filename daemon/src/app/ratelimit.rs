@@ -139,7 +139,12 @@ impl LoginLimiter {
         if map.len() >= MAX_KEYS {
             map.retain(|_, e| e.in_flight > 0 || e.failures(now) > 0);
             if map.len() >= MAX_KEYS {
-                return Err(FIRST_DELAY);
+                // Full of failing keys (a flood from many addresses): forget the oldest half
+                // rather than refuse everyone, the owner included.
+                let mut ages: Vec<Instant> = map.values().map(|e| e.last_failure).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                map.retain(|_, e| e.in_flight > 0 || e.last_failure > cut);
             }
         }
         let keys: Vec<String> = std::iter::once(user_key).chain(client_key).collect();

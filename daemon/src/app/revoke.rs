@@ -46,6 +46,9 @@ pub struct Revocation {
     pub session: Option<String>,
 }
 
+/// Revocations heard since it was made ([`App::listen_for_revocations`]).
+pub struct RevocationListener(broadcast::Receiver<Revocation>);
+
 /// What an open socket watches.
 pub struct CredentialWatch {
     rx: broadcast::Receiver<Revocation>,
@@ -105,15 +108,21 @@ impl App {
         })
     }
 
-    /// A watch on the credential `actor` came with.
-    pub fn watch(&self, actor: &Actor) -> CredentialWatch {
+    /// Starts listening for revocations: call it *before* checking a credential, so that a
+    /// revocation landing between the check and the watch is not missed.
+    pub fn listen_for_revocations(&self) -> RevocationListener {
+        RevocationListener(self.revocations.subscribe())
+    }
+
+    /// A watch on the credential `actor` came with, from a listener started before its check.
+    pub fn watch(&self, listener: RevocationListener, actor: &Actor) -> CredentialWatch {
         let expires = actor.expires.map(|at| {
             let left = at - time::OffsetDateTime::now_utc().unix_timestamp();
             tokio::time::Instant::now()
                 + std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0))
         });
         CredentialWatch {
-            rx: self.revocations.subscribe(),
+            rx: listener.0,
             user_id: actor.user_id.clone(),
             session: actor.session.clone(),
             expires,

@@ -327,3 +327,12 @@ pub fn set_job_quota(c: &Connection, id: &str, gib: u64) -> Result<(), DbError> 
     )?;
     Ok(())
 }
+
+/// Records a running job's progress (nothing once it has ended).
+pub fn set_job_progress(c: &Connection, id: &str, progress: f64) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE jobs SET progress = ?2 WHERE id = ?1 AND state = 'running'",
+        params![id, progress],
+    )?;
+    Ok(())
+}

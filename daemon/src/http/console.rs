@@ -79,13 +79,14 @@ pub async fn console_ws(
             "A console ticket is needed.",
         ))
     })?;
+    let listener = app.listen_for_revocations();
     let (stream, guard, actor) = app.console_open(&id, &q.ticket).await?;
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
         .map_err(|e| ApiError::BadRequest(e.body_text()))?
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE);
-    let watch = app.watch(&actor);
+    let watch = app.watch(listener, &actor);
     let slot = app.socket_slot(&actor)?;
     let vnc = match stream {
         ConsoleStream::Fd(fd) => {

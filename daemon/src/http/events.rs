@@ -66,6 +66,7 @@ pub async fn events(
     mut parts: Parts,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let listener = app.listen_for_revocations();
     let actor = match (bearer(&parts), q.ticket.as_deref()) {
         (Some(token), _) => app.authenticate(token).await?,
         (None, Some(ticket)) if !ticket.is_empty() => app.events_open(ticket).await?,
@@ -86,7 +87,7 @@ pub async fn events(
         .max_frame_size(MAX_CLIENT_MESSAGE);
     let slot = app.socket_slot(&actor)?;
     let rx = app.events.subscribe();
-    let watch = app.watch(&actor);
+    let watch = app.watch(listener, &actor);
     Ok(upgrade
         .on_upgrade(move |socket| async move {
             let _slot = slot;

@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +29,40 @@ pub const BODY_IDLE: Duration = Duration::from_secs(30);
 /// How long sent data may stay unacknowledged before the kernel drops the connection.
 pub const SEND_STALL: Duration = Duration::from_secs(60);
 
+/// What the listener enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// The client of a request: the peer, or for a request from a trusted proxy the right-most
+/// address of `X-Forwarded-For` (the one that proxy added; those left of it are the client's
+/// own say).
+pub fn client_of(peer: SocketAddr, headers: &hyper::HeaderMap, trusted: &[IpAddr]) -> SocketAddr {
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn run(
     listener: TcpListener,
     router: Router,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let trusted: Arc<[IpAddr]> = limits.trusted_proxies.into();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -66,10 +92,12 @@ pub async fn run(
             &stream,
             u32::try_from(SEND_STALL.as_millis()).unwrap_or(u32::MAX),
         );
+        let trusted = trusted.clone();
         let service = router
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+                let client = client_of(peer, req.headers(), &trusted);
+                req.extensions_mut().insert(ConnectInfo(client));
                 req.map(axum::body::Body::new)
             });
         let mut stop = stop_rx.clone();
@@ -98,24 +126,61 @@ async fn serve_one<S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    // A client has the header timeout to send its first byte too (hyper reads it to tell
+    // HTTP/1 from HTTP/2 with no timeout of its own).
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().enable_connect_protocol();
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let conn = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(conn);
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended");
-                }
-                return;
-            }
-            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.changed() => {
+            // Shutting down: finish what is in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_and_then_by_its_own_entry() {
+        let proxy: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut h = hyper::HeaderMap::new();
+        h.insert("x-forwarded-for", "10.9.9.9, 203.0.113.7".parse().unwrap());
+        let trusted = ["127.0.0.1".parse().unwrap()];
+        // The right-most entry is what the proxy saw; the ones before are the client's claim.
+        assert_eq!(
+            client_of(proxy, &h, &trusted).ip().to_string(),
+            "203.0.113.7"
+        );
+        // Anyone else's header is ignored.
+        let stranger: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        assert_eq!(client_of(stranger, &h, &trusted), stranger);
+        assert_eq!(client_of(proxy, &h, &[]), proxy);
+        // A trusted proxy that sends none (or garbage) leaves the peer.
+        let empty = hyper::HeaderMap::new();
+        assert_eq!(client_of(proxy, &empty, &trusted), proxy);
     }
 }

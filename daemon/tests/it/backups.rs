@@ -278,10 +278,9 @@ async fn a_backup_counts_against_the_disk_quota_and_restores_in_place_and_as_new
             r#"{"as_new":true,"name":"web-copy"}"#,
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let job = wait_job(&t, &alice, r.body["id"].as_str().unwrap()).await;
-    assert_eq!(job["state"], "failed", "{job}");
-    assert!(job["error"].as_str().unwrap().contains("disk_gib"), "{job}");
+    // Refused before anything is unpacked: the new server's disk is charged first.
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("disk_gib"), "{}", r.text);
     let others: Vec<Value> = t
         .get("/api/v1/backups", Some(&alice))
         .await
@@ -809,4 +808,44 @@ async fn what_snapshots_hold_on_the_host_counts_against_the_disk_quota() {
     let r = t.snapshot(&alice, &vm, "more").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.code(), "quota_exceeded");
+}
+
+/// Claiming a server for a job and checking its state are one step: a start that arrives
+/// between a restore's check that the server is stopped and its claim waits for the claim,
+/// then finds the server busy (before, both went through and the restore ran under a running
+/// guest).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_cannot_slip_between_a_restores_check_and_its_claim() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(6, 2)).await;
+    let vm = server(&t, &alice, &image, "web", false).await;
+    let (_, b) = backup(&t, &alice, &vm).await;
+    let bid = b["id"].as_str().unwrap().to_owned();
+    nuage_daemon::app::arm_failpoint(&format!("restore-claim-pause:{vm}"));
+    let restore = {
+        let (t, alice, bid) = (&t, alice.clone(), bid.clone());
+        async move {
+            t.post(
+                &format!("/api/v1/backups/{bid}/restore"),
+                Some(&alice),
+                "{}",
+            )
+            .await
+        }
+    };
+    let start = async {
+        // Inside the restore's pause.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        t.post(&format!("/api/v1/vms/{vm}/start"), Some(&alice), "")
+            .await
+    };
+    let (restored, started) = tokio::join!(restore, start);
+    assert_eq!(restored.status, StatusCode::ACCEPTED, "{}", restored.text);
+    assert_eq!(started.status, StatusCode::CONFLICT, "{}", started.text);
+    let job = wait_job(&t, &alice, restored.body["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let vm = t.get(&format!("/api/v1/vms/{vm}"), Some(&alice)).await;
+    assert_eq!(vm.body["state"], "stopped", "{}", vm.text);
 }

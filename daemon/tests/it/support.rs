@@ -94,6 +94,7 @@ impl TestApp {
             console_listen: ConsoleListen::None,
             import_dirs: vec![dir.path().join("data/import")],
             web_dir,
+            trusted_proxies: Vec::new(),
             admin_password: Some(ADMIN_PASSWORD.into()),
             host,
         };
