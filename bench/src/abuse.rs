@@ -5,19 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-
 use super::{spawn_simulated, PASSWORD};
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
 
 /// p50 and p99 of `n` sequential `GET /healthz`, ms.
 async fn healthz_latency(http: &reqwest::Client, url: &str, n: usize) -> (f64, f64) {
@@ -47,7 +35,7 @@ pub async fn bench_abuse() {
     let pid = child.id();
     let http = reqwest::Client::new();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = status_kib(pid, "VmRSS:");
+    let rss_before = nuage_e2e::proc_status_kib(pid, "VmRSS").unwrap();
 
     // 1. 200 concurrent wrong passwords for admin.
     let burst = (0..200).map(|i| {
@@ -67,7 +55,7 @@ pub async fn bench_abuse() {
     }
     let accepted = statuses.iter().filter(|&&s| s == 401).count();
     let refused = statuses.iter().filter(|&&s| s == 429).count();
-    let peak = status_kib(pid, "VmHWM:");
+    let peak = nuage_e2e::proc_status_kib(pid, "VmHWM").unwrap();
     // The owner, from an address that never failed, still signs in.
     let owner = reqwest::Client::builder()
         .local_address(Some("127.0.0.2".parse().unwrap()))
@@ -84,17 +72,7 @@ pub async fn bench_abuse() {
     // 2. /healthz with no hostile connection, then under 1,000 (slow bodies, half headers).
     let (calm50, calm99) = healthz_latency(&http, &url, 200).await;
     let addr = url.trim_start_matches("http://").to_owned();
-    let mut hostile = Vec::new();
-    for i in 0..1000 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let head: &[u8] = if i % 2 == 0 {
-            b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
-        } else {
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        };
-        s.write_all(head).await.unwrap();
-        hostile.push(s);
-    }
+    let hostile = nuage_e2e::hostile_connections(&addr, 1000).await;
     let (busy50, busy99) = healthz_latency(&http, &url, 200).await;
     drop(hostile);
 

@@ -6,17 +6,6 @@
 use std::time::Duration;
 
 use nuage_e2e::Daemon;
-use tokio::io::AsyncWriteExt;
-
-fn vm_rss_kib(daemon: &Daemon, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
 
 fn db_bytes(daemon: &Daemon) -> u64 {
     ["nuage.db", "nuage.db-wal"]
@@ -60,23 +49,13 @@ async fn the_real_daemon_holds_under_a_login_burst_hostile_connections_and_an_an
     }
     let count = |code| statuses.iter().filter(|&&s| s == code).count();
     assert_eq!((count(401), count(429)), (5, 195), "{statuses:?}");
-    let peak_mib = vm_rss_kib(&daemon, "VmHWM:") / 1024;
+    let peak_mib = nuage_e2e::proc_status_kib(daemon.pid(), "VmHWM").unwrap() / 1024;
     eprintln!("abuse: peak RSS {peak_mib} MiB after the burst");
     assert!(peak_mib < 300, "{peak_mib} MiB (Argon2 checks are bounded)");
 
     // 1,000 hostile connections, /healthz still answers.
     let addr = daemon.url("").trim_start_matches("http://").to_owned();
-    let mut hostile = Vec::new();
-    for i in 0..1000 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let head: &[u8] = if i % 2 == 0 {
-            b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
-        } else {
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        };
-        s.write_all(head).await.unwrap();
-        hostile.push(s);
-    }
+    let hostile = nuage_e2e::hostile_connections(&addr, 1000).await;
     for _ in 0..20 {
         let r = tokio::time::timeout(
             Duration::from_secs(5),

@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 use nuage_e2e::{debian_guest_image, qemu_pid, Daemon};
 use serde_json::json;
 
-fn rss_mib(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib / 1024)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_debian_cloud_guest_boots_runs_cloud_init_and_lives_under_its_memory_limit() {
     let image = tokio::task::spawn_blocking(debian_guest_image)
@@ -61,7 +52,7 @@ async fn a_debian_cloud_guest_boots_runs_cloud_init_and_lives_under_its_memory_l
     let mut peak = 0;
     loop {
         let text = std::fs::read_to_string(&serial).unwrap_or_default();
-        peak = peak.max(rss_mib(pid).unwrap_or(0));
+        peak = peak.max(nuage_e2e::proc_status_kib(pid as u32, "VmHWM").unwrap_or(0) / 1024);
         let (_, now) = alice.get(&format!("/api/v1/vms/{id}")).await;
         assert_eq!(
             now["state"],

@@ -1084,3 +1084,30 @@ pub async fn wait_until(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …); `None` once the process is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// `n` hostile connections to `addr` (host:port), held open by the caller: half send headers
+/// and then one byte of a 100,000-byte body, half send half a header and nothing more.
+pub async fn hostile_connections(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut open = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head: &[u8] = if i % 2 == 0 {
+            b"POST /api/v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        } else {
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        };
+        s.write_all(head).await.unwrap();
+        open.push(s);
+    }
+    open
+}
