@@ -4,6 +4,7 @@
 mod abuse;
 mod backups;
 mod console;
+mod contract;
 mod debian;
 mod failures;
 mod foundation;

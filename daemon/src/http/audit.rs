@@ -74,6 +74,7 @@ pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// A user id or a username.
     user: Option<String>,

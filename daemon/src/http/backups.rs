@@ -93,6 +93,7 @@ pub async fn start_backup(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListBackupsQuery {
     /// Every tenant's backups (admins only).
     #[serde(default)]
@@ -155,6 +156,7 @@ pub async fn restore_backup(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Stream this stored backup of the server instead of making a fresh archive.
     backup: Option<String>,
@@ -205,6 +207,7 @@ pub async fn export_vm(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The tenant who will own the server (default: the caller).
     owner: Option<String>,
@@ -275,6 +278,7 @@ pub async fn delete_schedule(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListJobsQuery {
     /// Every user's jobs (admins only).
     #[serde(default)]

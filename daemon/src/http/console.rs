@@ -58,6 +58,7 @@ pub async fn console_ticket(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     /// The ticket from `POST /vms/{id}/console`.
     ticket: String,

@@ -26,6 +26,7 @@ use crate::app::{Actor, App, AppError, OwnedEvent};
 const MAX_CLIENT_MESSAGE: usize = 4096;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// A ticket from `POST /events/ticket`, for clients that cannot set headers (browsers).
     ticket: Option<String>,

@@ -114,7 +114,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::vm_metrics))
         .routes(routes!(servers::set_vm_limits))
         .routes(routes!(servers::set_user_limits))
-        .routes(routes!(prometheus))
+        .routes(routes!(prometheus_v1))
         .routes(routes!(backups::list_snapshots, backups::create_snapshot))
         .routes(routes!(backups::revert_snapshot))
         .routes(routes!(backups::delete_snapshot))
@@ -308,6 +308,18 @@ async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostI
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn prometheus(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    prometheus_text(app, actor).await
+}
+
+/// The same as `/metrics`, under `/api/v1` (an operation id of its own: ids are unique).
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "prometheus_v1",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn prometheus_v1(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    prometheus_text(app, actor).await
+}
+
+async fn prometheus_text(app: AppState, actor: Actor) -> ApiResult<Response> {
     actor.require_admin()?;
     let text = app.prometheus().await?;
     Ok((

@@ -36,6 +36,7 @@ pub async fn import_image(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The new image's name.
     name: String,
@@ -75,6 +76,7 @@ pub async fn delete_image(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListVmsQuery {
     /// Every tenant's servers (admins only).
     #[serde(default)]
@@ -166,6 +168,7 @@ pub async fn vm_action(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// Only samples from this time on: RFC 3339, or Unix seconds.
     since: Option<String>,
