@@ -22,6 +22,8 @@ const PASSWORD: &str = "bench-password";
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
+    // `p` is in 0..=1, so the index is within the slice; a float-to-int `as` saturates.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[i]
 }
@@ -924,7 +926,9 @@ async fn tcp_source(total: usize) -> std::net::SocketAddr {
                         }
                     }
                 } else {
-                    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i * 7) as u8).collect();
+                    let chunk: Vec<u8> = (0..64 * 1024u32)
+                        .map(|i| u8::try_from(i * 7 % 256).unwrap())
+                        .collect();
                     let mut sent = 0;
                     while sent < total {
                         let n = chunk.len().min(total - sent);

@@ -22,6 +22,8 @@ pub const DESCRIPTION: &str = "nuage-vm.json";
 pub const DISK: &str = "disk.qcow2.zst";
 pub const SUMS: &str = "SHA256SUMS";
 const BLOCK: u64 = 512;
+/// [`BLOCK`] as a buffer length.
+const BLOCK_LEN: usize = 512;
 const CHUNK: usize = 1 << 20;
 /// zstd level 1: the archive is written at disk speed; higher levels gain little on disk images.
 const LEVEL: i32 = 1;
@@ -138,7 +140,7 @@ pub fn write(
     // The disk member's size is known only once compressed: a placeholder header now, the real
     // one written over it afterwards.
     let at = w.stream_position().map_err(io_err("write the archive"))?;
-    w.write_all(&[0; BLOCK as usize]).map_err(w_err)?;
+    w.write_all(&[0; BLOCK_LEN]).map_err(w_err)?;
     let mut src = File::open(disk).map_err(io_err("open the disk"))?;
     let total = src.metadata().map_err(io_err("open the disk"))?.len();
     let mut enc = zstd::stream::write::Encoder::new(
@@ -150,7 +152,8 @@ pub fn write(
         LEVEL,
     )
     .map_err(io_err("start compressing"))?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
     enc.multithread(threads)
         .map_err(io_err("start compressing"))?;
     enc.include_checksum(true)
@@ -186,7 +189,7 @@ pub fn write(
     w.write_all(header(SUMS, sums.len() as u64)?.as_bytes())
         .and_then(|()| w.write_all(sums.as_bytes()))
         .and_then(|()| pad(&mut w, sums.len() as u64))
-        .and_then(|()| w.write_all(&[0; 2 * BLOCK as usize]))
+        .and_then(|()| w.write_all(&[0; 2 * BLOCK_LEN]))
         .map_err(io_err("write the archive"))?;
     let file = w.into_inner().map_err(|e| ArchiveError::Io {
         what: "write the archive",
@@ -296,7 +299,7 @@ pub fn read(
                 if size > 1 << 20 {
                     return Err(invalid("The archive's description is too large."));
                 }
-                let mut v = Vec::with_capacity(size as usize);
+                let mut v = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 entry.read_to_end(&mut v).map_err(cut)?;
                 let sum = hex(Sha256::digest(&v));
                 description = Some((v, sum));
@@ -412,7 +415,7 @@ mod tests {
         let disk = dir.join("src.qcow2");
         let mut content = vec![0u8; 3 << 20];
         for (i, b) in content.iter_mut().enumerate().take(1 << 20) {
-            *b = (i * 7 % 251) as u8;
+            *b = u8::try_from(i * 7 % 251).unwrap();
         }
         std::fs::write(&disk, &content).unwrap();
         let out = dir.join("a.tar");

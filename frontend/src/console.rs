@@ -60,7 +60,7 @@ impl Drop for Handle {
 
 /// Maps DOM mouse buttons (1 left, 2 right, 4 middle) to RFB's (1 left, 2 middle, 4 right).
 fn rfb_buttons(dom: u16) -> u8 {
-    ((dom & 1) | ((dom & 4) >> 1) | ((dom & 2) << 1)) as u8
+    u8::try_from((dom & 1) | ((dom & 4) >> 1) | ((dom & 2) << 1)).unwrap_or(0)
 }
 
 /// The signals the connection's events update.
@@ -319,7 +319,9 @@ pub fn ConsoleView(vm_id: String) -> impl IntoView {
             }
         }
     };
-    // Where on the guest's screen the mouse is: the canvas may be scaled to fit.
+    // Where on the guest's screen the mouse is: the canvas may be scaled to fit. Non-negative,
+    // and a float-to-int `as` saturates: the guest clamps to its screen.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let at = move |ev: &web_sys::MouseEvent| -> Option<(u16, u16)> {
         let canvas = canvas_ref.get_untracked()?;
         let (cw, ch) = (

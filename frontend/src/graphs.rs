@@ -50,6 +50,8 @@ pub fn nice_max(values: impl Iterator<Item = f32>, floor: f32) -> f32 {
 /// `v` with `decimals` (0-3) digits after the point, rounded, by integer arithmetic: the console
 /// formats no float through `core::fmt`, which keeps about 7 KiB of float-printing code (gzipped)
 /// out of the wasm.
+// `n` and `h` are non-negative and rounded; a float-to-int `as` saturates.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn fixed(v: f64, decimals: u32) -> String {
     let scale = 10u64.pow(decimals.min(3));
     let sign = if v < 0.0 { "-" } else { "" };
@@ -67,6 +69,7 @@ pub fn fixed(v: f64, decimals: u32) -> String {
 }
 
 /// A ratio such as 4, 1.5 or 0.25, without the float-to-shortest formatting code.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn ratio(r: f64) -> String {
     let h = (r.max(0.0) * 100.0 + 0.5) as u64;
     match (h / 100, h % 100) {

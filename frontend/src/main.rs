@@ -1,4 +1,5 @@
 //! The Nuage web console. `main` only mounts the app; everything else lives in modules by page.
+#![forbid(unsafe_code)]
 
 mod api;
 mod app;

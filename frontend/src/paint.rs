@@ -34,10 +34,10 @@ pub fn paint(client: &rfb::Client, ctx: &CanvasRenderingContext2d, steps: &[rfb:
                         let start = (row * fw + xu) * 4;
                         rect.extend_from_slice(&fb[start..start + w * 4]);
                     }
-                    ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rect), w as u32, h as u32)
+                    ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rect), px(w), px(h))
                         .map(|img| (img, x as f64, y as f64, 0.0, 0.0))
                 } else {
-                    ImageData::new_with_u8_clamped_array_and_sh(Clamped(fb), fw as u32, fh as u32)
+                    ImageData::new_with_u8_clamped_array_and_sh(Clamped(fb), px(fw), px(fh))
                         .map(|img| (img, 0.0, 0.0, x as f64, y as f64))
                 };
                 if let Ok((img, dx, dy, sx, sy)) = img {
@@ -49,4 +49,9 @@ pub fn paint(client: &rfb::Client, ctx: &CanvasRenderingContext2d, steps: &[rfb:
             }
         }
     }
+}
+
+/// A screen dimension (at most 65535, RFB's limit) as the canvas API takes it.
+fn px(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -15,6 +15,7 @@
 //! order); pseudo-encodings Cursor, ExtendedDesktopSize, DesktopSize, LastRect, QEMU extended
 //! key events and LED state, Tight's JPEG quality and compression level; Bell and
 //! ServerCutText.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 
@@ -158,24 +159,22 @@ impl Dirty {
         if rects.len() <= Self::MAX_RECTS {
             out.extend(rects.into_iter().map(Paint::Copy));
         } else {
-            let x0 = rects.iter().map(|r| r.0 as u32).min().unwrap_or(0);
-            let y0 = rects.iter().map(|r| r.1 as u32).min().unwrap_or(0);
+            let x0 = rects.iter().map(|r| r.0).min().unwrap_or(0);
+            let y0 = rects.iter().map(|r| r.1).min().unwrap_or(0);
             let x1 = rects
                 .iter()
-                .map(|r| r.0 as u32 + r.2 as u32)
+                .map(|r| u32::from(r.0) + u32::from(r.2))
                 .max()
                 .unwrap_or(0);
             let y1 = rects
                 .iter()
-                .map(|r| r.1 as u32 + r.3 as u32)
+                .map(|r| u32::from(r.1) + u32::from(r.3))
                 .max()
                 .unwrap_or(0);
-            out.push(Paint::Copy((
-                x0 as u16,
-                y0 as u16,
-                (x1 - x0).min(u16::MAX as u32) as u16,
-                (y1 - y0).min(u16::MAX as u32) as u16,
-            )));
+            let span = |end: u32, start: u16| {
+                u16::try_from(end.saturating_sub(u32::from(start))).unwrap_or(u16::MAX)
+            };
+            out.push(Paint::Copy((x0, y0, span(x1, x0), span(y1, y0))));
         }
         out
     }
@@ -692,9 +691,9 @@ impl Client {
         self.output.extend_from_slice(&255u16.to_be_bytes());
         self.output.extend_from_slice(&[0, 8, 16, 0, 0, 0]);
         self.output.extend_from_slice(&[2, 0]);
-        self.output
-            .extend_from_slice(&(self.encodings.len() as u16).to_be_bytes());
-        for e in &self.encodings {
+        let n = u16::try_from(self.encodings.len()).unwrap_or(u16::MAX);
+        self.output.extend_from_slice(&n.to_be_bytes());
+        for e in self.encodings.iter().take(usize::from(n)) {
             self.output.extend_from_slice(&e.to_be_bytes());
         }
     }

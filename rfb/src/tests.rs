@@ -1,3 +1,5 @@
+// Test streams truncate on purpose: random bytes cut to `u8`, lengths packed into their fields.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 use super::*;
 
 mod tight;

@@ -196,6 +196,8 @@ impl Tight {
                             let left = if col > 0 { cur[(col - 1) * 3 + k] } else { 0 } as i16;
                             let up = prev[col * 3 + k] as i16;
                             let up_left = if col > 0 { prev[(col - 1) * 3 + k] } else { 0 } as i16;
+                            // Clamped to 0..=255 first: the cast is exact.
+                            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                             let predict = (left + up - up_left).clamp(0, 255) as u8;
                             cur[col * 3 + k] = predict.wrapping_add(residuals[col * 3 + k]);
                         }

@@ -2,6 +2,7 @@
 //!
 //! Architecture invariant: this crate knows serde and nothing else: no tokio, no rusqlite, no virt,
 //! no web-sys. A type lives here when it crosses the wire; the daemon's internal types do not.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 

@@ -359,7 +359,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.click(Locator::LinkText("web-1")).await;
     alice.wait_for(Locator::Id("server-state"), 30).await;
     fits_a_phone(&alice, "server page", "console-06c-server-phone").await;
-    c.set_window_size(w as u32, h as u32).await.unwrap();
+    c.set_window_size(u32::try_from(w).unwrap(), u32::try_from(h).unwrap())
+        .await
+        .unwrap();
     alice.click(Locator::LinkText("My servers")).await;
     wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
 

@@ -25,17 +25,33 @@ async fn the_served_openapi_document_is_valid_openapi_3_1() {
     assert_eq!(served.status(), 200);
     let text = served.text().await.unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["openapi"], "3.1.0", "the document says {}", doc["openapi"]);
+    assert_eq!(
+        doc["openapi"], "3.1.0",
+        "the document says {}",
+        doc["openapi"]
+    );
 
     let dir = Scratch::new("openapi");
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &text).unwrap();
     let tool = validator();
     let out = Command::new(&tool)
-        .args(["--schema", "3.1", "--subschema-errors", "all", "--validation-errors", "all"])
+        .args([
+            "--schema",
+            "3.1",
+            "--subschema-errors",
+            "all",
+            "--validation-errors",
+            "all",
+        ])
         .arg(&file)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test installs it): {e}", tool.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (scripts/test installs it): {e}",
+                tool.display()
+            )
+        });
     assert!(
         out.status.success(),
         "openapi-spec-validator refuses the served document:\n{}{}",

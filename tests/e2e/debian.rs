@@ -52,7 +52,9 @@ async fn a_debian_cloud_guest_boots_runs_cloud_init_and_lives_under_its_memory_l
     let mut peak = 0;
     loop {
         let text = std::fs::read_to_string(&serial).unwrap_or_default();
-        peak = peak.max(nuage_e2e::proc_status_kib(pid as u32, "VmHWM").unwrap_or(0) / 1024);
+        peak = peak.max(
+            nuage_e2e::proc_status_kib(u32::try_from(pid).unwrap(), "VmHWM").unwrap_or(0) / 1024,
+        );
         let (_, now) = alice.get(&format!("/api/v1/vms/{id}")).await;
         assert_eq!(
             now["state"],

@@ -71,7 +71,8 @@ async fn a_crashed_or_memory_killed_server_says_why_it_stopped() {
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            let rss_kib = nuage_e2e::proc_status_kib(pid as u32, "VmRSS").expect("QEMU's RSS");
+            let rss_kib = nuage_e2e::proc_status_kib(u32::try_from(pid).unwrap(), "VmRSS")
+                .expect("QEMU's RSS");
             let limit = (rss_kib + 32 * 1024).to_string();
             virsh(&["memtune", &domain, "--hard-limit", &limit, "--live"]);
         }

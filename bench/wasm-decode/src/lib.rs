@@ -34,7 +34,7 @@ impl Session {
             .client
             .receive(bytes)
             .map_err(|e| JsValue::from_str(&e.to_string()))?;
-        Ok(events.len() as u32)
+        Ok(u32::try_from(events.len()).unwrap_or(u32::MAX))
     }
 
     /// Feeds server bytes and draws what changed; returns the complete updates among them.

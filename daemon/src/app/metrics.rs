@@ -17,7 +17,8 @@ use crate::hypervisor::raw::DomainStats;
 /// How long recent samples are kept at full resolution, and the older ones' step and span.
 const RECENT_SPAN: Duration = Duration::from_secs(3600);
 const COARSE_STEP: i64 = 300;
-const COARSE_SPAN: usize = 24 * 3600 / COARSE_STEP as usize;
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 288: a small positive constant
+const COARSE_SPAN: usize = (24 * 3600 / COARSE_STEP) as usize;
 
 /// Every server's history, by server id.
 #[derive(Default)]
@@ -41,7 +42,8 @@ fn delta(now: u64, before: u64) -> u64 {
     now.checked_sub(before).unwrap_or(now)
 }
 
-/// The sample between two readings `secs` apart.
+/// The sample between two readings `secs` apart. Rates are shown to three figures: `f32` holds them.
+#[allow(clippy::cast_possible_truncation)]
 pub fn sample_between(t: i64, secs: f64, now: &DomainStats, before: &DomainStats) -> MetricSample {
     let rate = |a: u64, b: u64| (delta(a, b) as f64 / secs) as f32;
     MetricSample {
@@ -86,7 +88,7 @@ impl History {
         let out = self.last.as_ref().and_then(|(t0, before)| {
             let secs = (at_ns - t0) as f64 / 1e9;
             (secs > 0.0).then(|| {
-                let t = (at_ns / 1_000_000_000) as i64;
+                let t = i64::try_from(at_ns / 1_000_000_000).unwrap_or(i64::MAX);
                 (
                     sample_between(t, secs, &stats, before),
                     delta(stats.net_rx_bytes, before.net_rx_bytes),
@@ -175,8 +177,10 @@ impl App {
                     .collect())
             })
             .await?;
-        let keep = (RECENT_SPAN.as_secs() / self.settings.host.metrics_interval.as_secs().max(1))
-            .max(1) as usize;
+        let keep = usize::try_from(
+            (RECENT_SPAN.as_secs() / self.settings.host.metrics_interval.as_secs().max(1)).max(1),
+        )
+        .unwrap_or(1);
         let mut samples = Vec::new();
         let mut traffic = Vec::new();
         {
@@ -200,7 +204,7 @@ impl App {
             }
         }
         if !traffic.is_empty() {
-            let month = month_of((at / 1_000_000_000) as i64);
+            let month = month_of(i64::try_from(at / 1_000_000_000).unwrap_or(i64::MAX));
             self.db
                 .call(move |c| {
                     let tx = c.transaction()?;
@@ -261,7 +265,8 @@ impl App {
         let (rx, tx) = self.db.call(move |c| vms::traffic(c, &key, &m)).await?;
         Ok(VmMetrics {
             vm_id: vm.id,
-            interval_secs: self.settings.host.metrics_interval.as_secs() as u32,
+            interval_secs: u32::try_from(self.settings.host.metrics_interval.as_secs())
+                .unwrap_or(u32::MAX),
             samples,
             traffic: MonthlyTraffic {
                 month,

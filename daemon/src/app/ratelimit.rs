@@ -211,7 +211,7 @@ mod tests {
                 accepted.push(a);
             }
         }
-        assert_eq!(accepted.len() as u32, PER_USER);
+        assert_eq!(u32::try_from(accepted.len()).unwrap(), PER_USER);
         for a in accepted {
             a.failed(t0);
         }

@@ -83,7 +83,9 @@ pub fn capacity_limit(
     disk_total_gib: u64,
     addresses: u64,
 ) -> Allocation {
-    let scale = |v: f64, r: f64| (v * r).floor() as u64;
+    // Non-negative (ratios are validated positive) and far below 2^53: the cast is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let scale = |v: f64, r: f64| (v * r).floor().max(0.0) as u64;
     Allocation {
         vcpus: scale(physical.cpus as f64, policy.cpu_overcommit),
         memory_mib: scale(
@@ -297,8 +299,8 @@ impl App {
             name: self.net.name.clone(),
             mode: p.network_mode.as_str().into(),
             cidr: self.net.cidr.to_string(),
-            addresses_total: self.net.cidr.pool().count() as u32,
-            addresses_used: used as u32,
+            addresses_total: u32::try_from(self.net.cidr.pool().count()).unwrap_or(u32::MAX),
+            addresses_used: u32::try_from(used).unwrap_or(u32::MAX),
             bandwidth_limits: self.net.bandwidth.is_ok(),
             bandwidth_note: self.net.bandwidth.clone().err(),
         };

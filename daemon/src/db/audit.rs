@@ -79,5 +79,5 @@ pub fn prune(c: &Connection, before: &str, keep: u64) -> Result<usize, DbError> 
 }
 
 pub fn count(c: &Connection) -> Result<u64, DbError> {
-    Ok(c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get::<_, u64>(0))?)
 }

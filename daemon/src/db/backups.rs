@@ -69,9 +69,9 @@ fn backup_from(r: &Row<'_>) -> rusqlite::Result<Backup> {
         owner_id: r.get(3)?,
         created_at: r.get(4)?,
         state: r.get(5)?,
-        size_bytes: r.get::<_, i64>(6)? as u64,
-        quota_gib: r.get::<_, i64>(7)? as u64,
-        disk_gib: r.get::<_, i64>(8)? as u64,
+        size_bytes: r.get::<_, u64>(6)?,
+        quota_gib: r.get::<_, u64>(7)?,
+        disk_gib: r.get::<_, u64>(8)?,
         scheduled: r.get(9)?,
         sha256: r.get(10)?,
     })

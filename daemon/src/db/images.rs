@@ -20,7 +20,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
             id: r.get(0)?,
             name: r.get(1)?,
             format: r.get(2)?,
-            virtual_size_bytes: r.get::<_, i64>(3)? as u64,
+            virtual_size_bytes: r.get::<_, u64>(3)?,
             os: r.get(4)?,
             created_at: r.get(5)?,
         },

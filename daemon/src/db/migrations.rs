@@ -217,7 +217,11 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
     // referenced table with them on would cascade), checked before each commit, on again after.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let result = (|| {
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(current).unwrap_or(0))
+        {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             let broken: i64 =

@@ -91,8 +91,8 @@ pub fn quota(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
         |r| {
             Ok(Quota {
                 vcpus: r.get(0)?,
-                memory_mib: r.get::<_, i64>(1)? as u64,
-                disk_gib: r.get::<_, i64>(2)? as u64,
+                memory_mib: r.get::<_, u64>(1)?,
+                disk_gib: r.get::<_, u64>(2)?,
                 vms: r.get(3)?,
                 snapshots: r.get(4)?,
             })
@@ -118,11 +118,11 @@ pub fn usage(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
         [user_id],
         |r| {
             Ok(Quota {
-                vcpus: r.get::<_, i64>(0)? as u32,
-                memory_mib: r.get::<_, i64>(1)? as u64,
-                disk_gib: r.get::<_, i64>(2)? as u64,
-                vms: r.get::<_, i64>(3)? as u32,
-                snapshots: r.get::<_, i64>(4)? as u32,
+                vcpus: r.get::<_, u32>(0)?,
+                memory_mib: r.get::<_, u64>(1)?,
+                disk_gib: r.get::<_, u64>(2)?,
+                vms: r.get::<_, u32>(3)?,
+                snapshots: r.get::<_, u32>(4)?,
             })
         },
     )?)

@@ -16,7 +16,7 @@ const FROM: &str = "vms LEFT JOIN addresses a ON a.vm_id = vms.id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
     let pending_vcpus: Option<u32> = r.get(11)?;
-    let pending_memory: Option<i64> = r.get(12)?;
+    let pending_memory: Option<u64> = r.get(12)?;
     Ok(Vm {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -24,8 +24,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
         host_id: r.get(3)?,
         state: VmState::parse(&r.get::<_, String>(4)?).unwrap_or(VmState::Error),
         vcpus: r.get(5)?,
-        memory_mib: r.get::<_, i64>(6)? as u64,
-        disk_gib: r.get::<_, i64>(7)? as u64,
+        memory_mib: r.get::<_, u64>(6)?,
+        disk_gib: r.get::<_, u64>(7)?,
         image_id: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
         hostname: r.get(9)?,
         created_at: r.get(10)?,
@@ -40,7 +40,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
         pending: match (pending_vcpus, pending_memory) {
             (Some(v), Some(m)) => Some(PendingResize {
                 vcpus: v,
-                memory_mib: m as u64,
+                memory_mib: m,
             }),
             _ => None,
         },
@@ -146,10 +146,10 @@ pub fn allocated(c: &Connection, host_id: &str) -> Result<Allocation, DbError> {
         [host_id],
         |r| {
             Ok(Allocation {
-                vcpus: r.get::<_, i64>(0)? as u64,
-                memory_mib: r.get::<_, i64>(1)? as u64,
-                disk_gib: r.get::<_, i64>(2)? as u64,
-                vms: r.get::<_, i64>(3)? as u64,
+                vcpus: r.get::<_, u64>(0)?,
+                memory_mib: r.get::<_, u64>(1)?,
+                disk_gib: r.get::<_, u64>(2)?,
+                vms: r.get::<_, u64>(3)?,
             })
         },
     )?)
@@ -445,7 +445,7 @@ pub fn traffic(c: &Connection, vm_id: &str, month: &str) -> Result<(u64, u64), D
     Ok(c.query_row(
         "SELECT rx_bytes, tx_bytes FROM traffic WHERE vm_id = ?1 AND month = ?2",
         params![vm_id, month],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        |r| Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?)),
     )
     .optional()?
     .unwrap_or((0, 0)))

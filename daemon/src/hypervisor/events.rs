@@ -49,18 +49,18 @@ pub struct DomainEvent {
 }
 
 fn stop_detail(event: c_int, detail: c_int) -> Option<StopDetail> {
-    match event as sys::virDomainEventType {
+    match sys::virDomainEventType::try_from(event).ok()? {
         sys::VIR_DOMAIN_EVENT_CRASHED => Some(StopDetail::Crashed),
-        sys::VIR_DOMAIN_EVENT_STOPPED => {
-            Some(match detail as sys::virDomainEventStoppedDetailType {
+        sys::VIR_DOMAIN_EVENT_STOPPED => Some(
+            match sys::virDomainEventStoppedDetailType::try_from(detail).ok()? {
                 sys::VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN => StopDetail::Shutdown,
                 sys::VIR_DOMAIN_EVENT_STOPPED_DESTROYED => StopDetail::Destroyed,
                 sys::VIR_DOMAIN_EVENT_STOPPED_CRASHED | sys::VIR_DOMAIN_EVENT_STOPPED_FAILED => {
                     StopDetail::Crashed
                 }
                 _ => StopDetail::Other,
-            })
-        }
+            },
+        ),
         _ => None,
     }
 }
@@ -89,7 +89,7 @@ pub fn ensure_event_loop() {
 }
 
 fn kind_of(event: c_int) -> Option<DomainEventKind> {
-    match event as sys::virDomainEventType {
+    match sys::virDomainEventType::try_from(event).ok()? {
         sys::VIR_DOMAIN_EVENT_STARTED => Some(DomainEventKind::Started),
         sys::VIR_DOMAIN_EVENT_SUSPENDED | sys::VIR_DOMAIN_EVENT_PMSUSPENDED => {
             Some(DomainEventKind::Suspended)
@@ -118,6 +118,8 @@ unsafe extern "C" fn on_lifecycle(
     if name_ptr.is_null() {
         return 0;
     }
+    // SAFETY: checked non-null above; libvirt's name is a NUL-terminated string that lives as
+    // long as the domain, which outlives this callback.
     let name = unsafe { CStr::from_ptr(name_ptr) }
         .to_string_lossy()
         .into_owned();
@@ -154,6 +156,8 @@ pub fn register(conn: &Connect, tx: UnboundedSender<DomainEvent>) -> Result<(), 
     // C API takes them all.
     let generic: unsafe extern "C" fn(sys::virConnectPtr, sys::virDomainPtr, *mut c_void) =
         unsafe { std::mem::transmute::<Lifecycle, _>(callback) };
+    // SAFETY: `conn` is a live connection; `generic` has the C signature libvirt expects (see
+    // above); `opaque` stays valid until libvirt calls `free_sender` with it.
     let ret = unsafe {
         sys::virConnectDomainEventRegisterAny(
             conn.as_ptr(),
@@ -166,6 +170,7 @@ pub fn register(conn: &Connect, tx: UnboundedSender<DomainEvent>) -> Result<(), 
     };
     if ret < 0 {
         // libvirt did not take ownership.
+        // SAFETY: libvirt refused the registration, so `opaque` is still ours alone; freed once.
         unsafe { free_sender(opaque) };
         return Err(HvError::Libvirt {
             what: "subscribe to domain events",

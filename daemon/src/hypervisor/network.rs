@@ -184,7 +184,9 @@ pub fn read_network(xml: &str) -> Option<NetworkState> {
     let addr: std::net::Ipv4Addr = ip.address.parse().ok()?;
     let len = match (ip.prefix, &ip.netmask) {
         (Some(p), _) => p,
-        (None, Some(m)) => u32::from(m.parse::<std::net::Ipv4Addr>().ok()?).count_ones() as u8,
+        (None, Some(m)) => {
+            u8::try_from(u32::from(m.parse::<std::net::Ipv4Addr>().ok()?).count_ones()).ok()?
+        }
         (None, None) => 24,
     };
     let mask = !((1u32 << (32 - u32::from(len.clamp(1, 31)))) - 1);

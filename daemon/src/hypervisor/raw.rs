@@ -73,8 +73,9 @@ pub fn all_domain_stats(conn: &Connect) -> Result<Vec<DomainStats>, virt::error:
     if n < 0 {
         return Err(virt::error::Error::last_error());
     }
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n as usize {
+    let n = usize::try_from(n).unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
         // SAFETY: `records` holds `n` valid record pointers; each record's `params` holds
         // `nparams` typed parameters whose `field` is a NUL-terminated name.
         unsafe {
@@ -87,13 +88,13 @@ pub fn all_domain_stats(conn: &Connect) -> Result<Vec<DomainStats>, virt::error:
                 name: CStr::from_ptr(name_ptr).to_string_lossy().into_owned(),
                 ..DomainStats::default()
             };
-            for j in 0..(*rec).nparams.max(0) as usize {
+            for j in 0..usize::try_from((*rec).nparams).unwrap_or(0) {
                 let p = &*(*rec).params.add(j);
-                let v = match p.type_ as u32 {
+                let v = match u32::try_from(p.type_).unwrap_or(0) {
                     sys::VIR_TYPED_PARAM_ULLONG => p.value.ul,
                     sys::VIR_TYPED_PARAM_UINT => u64::from(p.value.ui),
-                    sys::VIR_TYPED_PARAM_LLONG => p.value.l.max(0) as u64,
-                    sys::VIR_TYPED_PARAM_INT => p.value.i.max(0) as u64,
+                    sys::VIR_TYPED_PARAM_LLONG => u64::try_from(p.value.l).unwrap_or(0),
+                    sys::VIR_TYPED_PARAM_INT => u64::try_from(p.value.i).unwrap_or(0),
                     _ => continue,
                 };
                 let field = CStr::from_ptr(p.field.as_ptr()).to_string_lossy();
@@ -117,8 +118,9 @@ pub fn dhcp_leases(net: &Network) -> Result<Vec<Lease>, virt::error::Error> {
     if n < 0 {
         return Err(virt::error::Error::last_error());
     }
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n as usize {
+    let n = usize::try_from(n).unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
         // SAFETY: `leases` holds `n` valid lease pointers with NUL-terminated (or NULL) strings.
         unsafe {
             let l = *leases.add(i);

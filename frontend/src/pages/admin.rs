@@ -311,6 +311,8 @@ pub fn ImagesPage() -> impl IntoView {
                 <label>"OS label"<input id="upload-os" prop:value=up_os on:input=move |ev| up_os.set(event_target_value(&ev))/></label>
             </div>
             {move || sent.get().map(|f| {
+                // A fraction in 0..=1; a float-to-int `as` saturates.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let pct = (f * 100.0) as u32;
                 view! {
                     <div class="bar" role="progressbar" id="upload-progress" aria-label="Upload"

@@ -123,7 +123,7 @@ pub fn check(f: &Form, me: &Me, images: &[Image]) -> Result<CreateVm, Vec<(&'sta
         (true, Some(v), Some(m), Some(d)) => Ok(CreateVm {
             name: f.name.clone(),
             image_id: f.image_id.clone(),
-            vcpus: v as u32,
+            vcpus: u32::try_from(v).unwrap_or(u32::MAX),
             memory_mib: m,
             disk_gib: d,
             hostname: (!f.hostname.is_empty()).then(|| f.hostname.clone()),

@@ -65,8 +65,8 @@ pub fn ServerPage(id: String) -> impl IntoView {
                     let secs = (sample.t - prev.t).max(0) as f32;
                     traffic.update(|t| {
                         if let Some(t) = t {
-                            t.rx_bytes += (sample.net_rx_bytes_per_sec * secs) as u64;
-                            t.tx_bytes += (sample.net_tx_bytes_per_sec * secs) as u64;
+                            t.rx_bytes += whole_bytes(sample.net_rx_bytes_per_sec * secs);
+                            t.tx_bytes += whole_bytes(sample.net_tx_bytes_per_sec * secs);
                         }
                     });
                 }
@@ -375,4 +375,10 @@ fn MetricsPanel(
                 human_bytes(t.rx_bytes as f64), human_bytes(t.tx_bytes as f64))}</p>
         })}
     }
+}
+
+/// A non-negative byte count from a rate times seconds; a float-to-int `as` saturates.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole_bytes(b: f32) -> u64 {
+    b.max(0.0) as u64
 }
