@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::hypervisor::network::Cidr;
+use crate::cidr::Cidr;
 use serde::Deserialize;
 
 /// `--console-listen`: where guests' VNC servers listen besides libvirt's socket pair.

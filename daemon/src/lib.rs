@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod archive;
+pub mod cidr;
 pub mod config;
 pub mod db;
+pub mod failpoints;
 pub mod http;
 pub mod hypervisor;
 pub mod storage;

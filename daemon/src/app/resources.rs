@@ -10,7 +10,8 @@ use nuage_shared::{
 use super::{Actor, App, AppError};
 use crate::config::{HostPolicy, NetworkMode};
 use crate::db::{self, vms, Db};
-use crate::hypervisor::network::{Cidr, DhcpHost, NetworkSpec};
+use crate::cidr::Cidr;
+use crate::hypervisor::network::{DhcpHost, NetworkSpec};
 use crate::hypervisor::{bandwidth, Hypervisor};
 
 const GIB: u64 = 1 << 30;

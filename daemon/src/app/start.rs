@@ -12,7 +12,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use super::{auth, App};
 use crate::config::{AccelSetting, LibvirtTarget, Settings};
 use crate::db::{self, Db};
-use crate::hypervisor::accel::{self, KvmProbe};
+use super::accel;
+use crate::hypervisor::accel::{dev_kvm_warning, KvmProbe};
 use crate::hypervisor::libvirt::Libvirt;
 use crate::hypervisor::Hypervisor;
 
@@ -67,7 +68,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         ?accel, %accel_reason, "hypervisor connected");
     let mut host_warnings = Vec::new();
     if !simulated && uri.starts_with("qemu:///system") {
-        if let Some(why) = accel::dev_kvm_warning() {
+        if let Some(why) = dev_kvm_warning() {
             tracing::warn!("{why}");
             host_warnings.push(why);
         }

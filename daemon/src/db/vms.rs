@@ -5,7 +5,7 @@ use nuage_shared::{Allocation, LimitOverrides, PendingResize, Quota, Vm, VmState
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{users, DbError};
-use crate::hypervisor::network::Cidr;
+use crate::cidr::Cidr;
 
 /// A server's row with its address: `SELECT {COLUMNS} FROM {FROM} WHERE ...`.
 const COLUMNS: &str = "vms.id, vms.name, vms.owner_id, vms.host_id, vms.state, vms.vcpus, \

@@ -315,7 +315,7 @@ impl Hypervisor for Libvirt {
         use std::os::fd::FromRawFd;
         self.with_conn(|c| {
             let dom = Self::lookup(c, name)?;
-            let fd = if crate::app::failpoint_set("console-no-fd") {
+            let fd = if crate::failpoints::failpoint_set("console-no-fd") {
                 Err(HvError::Unsupported(
                     "hand over a console socket (failpoint console-no-fd)",
                 ))
