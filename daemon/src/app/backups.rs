@@ -28,12 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
 use super::turns::Turn;
-use super::vms::{
-    admit_and_insert, cap_memory, commit_admitted, domain_name, settled, DiskSource, SeedInput,
-};
+use super::vms::{cap_memory, domain_name, settled, DiskSource, SeedInput};
 use super::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
-use crate::db::{self, backups as q, vms, DbError};
+use crate::db::{self, backups as q, vms, Refusal};
 use crate::hypervisor::snapshot::BackupProgress;
 use crate::hypervisor::{DomainRunState, HvError, UNLIMITED_MIB};
 use crate::storage;
@@ -62,8 +60,6 @@ pub struct Description {
     #[serde(default)]
     pub limit_overrides: LimitOverrides,
 }
-
-type Step<T> = Result<Result<T, AppError>, DbError>;
 
 fn archive_error(e: ArchiveError) -> AppError {
     match e {
@@ -225,30 +221,16 @@ impl App {
             vms: 0,
             snapshots: 1,
         };
-        let recorded: Result<(), AppError> = self
-            .db
-            .call(move |c| -> Step<()> {
-                let taken = || {
-                    AppError::Conflict(format!(
-                        "This server has a snapshot named {} already.",
-                        row.name
-                    ))
-                };
-                // A snapshot holds what the guest overwrites after it, on the host's disk: none
-                // is taken while the owner's disks, snapshots and backups fill their quota.
-                let (used, quota) = (db::users::usage(c, &owner)?, db::users::quota(c, &owner)?);
-                if used.disk_gib >= quota.disk_gib {
-                    return Ok(Err(AppError::QuotaExceeded(format!(
-                        "Your disks, their snapshots and your backups take {} of your {} GiB of \
-                         disk: delete snapshots or backups first.",
-                        used.disk_gib, quota.disk_gib
-                    ))));
-                }
-                let insert = |tx: &rusqlite::Transaction<'_>| q::insert_snapshot(tx, &row);
-                commit_admitted(admit_and_insert(c, &owner, &one, &room, insert, taken)?)
-            })
-            .await?;
-        recorded?;
+        self.db
+            .call(move |c| q::insert_snapshot_admitted(c, &row, &owner, &one, &room))
+            .await?
+            .map_err(|r| match r {
+                Refusal::NameTaken => AppError::Conflict(format!(
+                    "This server has a snapshot named {} already.",
+                    snap.name
+                )),
+                other => other.into(),
+            })?;
         let (name, sid) = (domain_name(&vm.id), snap.id.clone());
         let (cap, simulated) = (vm.limits.memory_hard_limit_mib, self.simulated);
         let taken = self
@@ -500,22 +482,13 @@ impl App {
             vms: 0,
             snapshots: 0,
         };
-        let recorded: Result<(), AppError> = self
-            .db
-            .call(move |c| -> Step<()> {
-                let insert = |tx: &rusqlite::Transaction<'_>| q::insert_backup(tx, &row, &host);
-                let taken = || AppError::Conflict("This backup exists already.".into());
-                commit_admitted(admit_and_insert(
-                    c,
-                    &row.owner_id,
-                    &more,
-                    &room,
-                    insert,
-                    taken,
-                )?)
-            })
-            .await?;
-        recorded?;
+        self.db
+            .call(move |c| q::insert_backup_admitted(c, &row, &host, &more, &room))
+            .await?
+            .map_err(|r| match r {
+                Refusal::NameTaken => AppError::Conflict("This backup exists already.".into()),
+                other => other.into(),
+            })?;
         let (job, handle) = self
             .job_begin(
                 &vm.owner_id,

@@ -2,7 +2,7 @@
 //! that `http::error` maps to the status codes of API.md in one place. The `message` is written for
 //! the user; the `source` chain (SQL, libvirt, I/O) is for the log only.
 
-use crate::db::DbError;
+use crate::db::{DbError, Refusal};
 use crate::hypervisor::HvError;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
@@ -61,6 +61,38 @@ impl AppError {
 impl From<DbError> for AppError {
     fn from(e: DbError) -> AppError {
         AppError::internal("database query failed", e)
+    }
+}
+
+/// The database's refusals, in the words a user reads. Callers that know better words (which
+/// name is taken, what was not found) match those variants first.
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> AppError {
+        match r {
+            Refusal::Quota(short) => AppError::QuotaExceeded(short.to_string()),
+            Refusal::DiskFull {
+                used_gib,
+                quota_gib,
+            } => AppError::QuotaExceeded(format!(
+                "Your disks, their snapshots and your backups take {used_gib} of your {quota_gib} \
+                 GiB of disk: delete snapshots or backups first."
+            )),
+            Refusal::Capacity(why) => AppError::InsufficientCapacity(why),
+            Refusal::NoAddress => AppError::InsufficientCapacity(
+                "This host's network has no free address left. Ask an administrator.".into(),
+            ),
+            Refusal::NameTaken => AppError::Conflict("That name is taken already.".into()),
+            Refusal::StateChanged { .. } => {
+                AppError::Conflict("The server changed meanwhile; try again.".into())
+            }
+            Refusal::NotFound => AppError::NotFound("record"),
+            Refusal::InUse { count, of } => AppError::Conflict(format!(
+                "It is still used by {count} {of}; delete them first."
+            )),
+            Refusal::LastAdmin => {
+                AppError::Conflict("This is the last administrator; make another one first.".into())
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use nuage_shared::{validate_image_name, Image, ImportImage};
 
 use super::{Actor, App, AppError};
-use crate::db::{self, images::ImageRow};
+use crate::db::{self, images::ImageRow, Refusal};
 use crate::storage::{self, StorageError};
 
 /// Resolves `path` (symlinks and `..` included) and accepts it only if it lies inside one of the
@@ -248,25 +248,17 @@ impl App {
     pub async fn delete_image(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         actor.require_admin()?;
         let key = id.to_owned();
-        let outcome: Result<String, AppError> = self
+        let path = self
             .db
-            .call(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let Some(row) = db::images::get(&tx, &key)? else {
-                    return Ok(Err(AppError::NotFound("image")));
-                };
-                let users = db::images::in_use(&tx, &key)?;
-                if users > 0 {
-                    return Ok(Err(AppError::Conflict(format!(
-                        "The image is the base of {users} server(s); delete them first."
-                    ))));
-                }
-                db::images::delete(&tx, &key)?;
-                tx.commit()?;
-                Ok(Ok(row.path))
-            })
-            .await?;
-        let path = outcome?;
+            .call(move |c| db::images::delete_unused(c, &key))
+            .await?
+            .map_err(|r| match r {
+                Refusal::NotFound => AppError::NotFound("image"),
+                Refusal::InUse { count, .. } => AppError::Conflict(format!(
+                    "The image is the base of {count} server(s); delete them first."
+                )),
+                other => other.into(),
+            })?;
         if let Err(e) = std::fs::remove_file(Path::new(&path)) {
             tracing::warn!(path, error = %e, "cannot remove a deleted image's file");
         }

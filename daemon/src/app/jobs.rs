@@ -18,7 +18,7 @@ use std::time::Duration;
 use nuage_shared::{Event, Job, JobKind, JobState};
 
 use super::{Actor, App, AppError};
-use crate::db;
+use crate::db::{self, Refusal};
 
 /// A running job's live state.
 #[derive(Default)]
@@ -136,33 +136,14 @@ impl App {
         taken: &'static str,
     ) -> Result<(Job, Arc<Handle>), AppError> {
         let room = self.host_room().await;
-        let more = nuage_shared::Quota {
-            vcpus: 0,
-            memory_mib: 0,
-            disk_gib: gib,
-            vms: 0,
-            snapshots: 0,
-        };
         let row = job.clone();
-        let recorded: Result<(), AppError> = self
-            .db
-            .call(move |c| {
-                let insert = |tx: &rusqlite::Transaction<'_>| {
-                    db::backups::save_job(tx, &row)?;
-                    db::backups::set_job_quota(tx, &row.id, gib)
-                };
-                let owner = row.owner_id.clone();
-                super::vms::commit_admitted(super::vms::admit_and_insert(
-                    c,
-                    &owner,
-                    &more,
-                    &room,
-                    insert,
-                    || AppError::Conflict(taken.into()),
-                )?)
-            })
-            .await?;
-        recorded?;
+        self.db
+            .call(move |c| db::backups::insert_job_charged(c, &row, gib, &room))
+            .await?
+            .map_err(|r| match r {
+                Refusal::NameTaken => AppError::Conflict(taken.into()),
+                other => other.into(),
+            })?;
         let handle = self.job_track(&job);
         Ok((job, handle))
     }

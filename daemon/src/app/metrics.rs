@@ -206,14 +206,7 @@ impl App {
         if !traffic.is_empty() {
             let month = month_of(i64::try_from(at / 1_000_000_000).unwrap_or(i64::MAX));
             self.db
-                .call(move |c| {
-                    let tx = c.transaction()?;
-                    for (id, rx, txb) in &traffic {
-                        vms::add_traffic(&tx, id, &month, *rx, *txb)?;
-                    }
-                    tx.commit()?;
-                    Ok(())
-                })
+                .call(move |c| vms::add_traffic_all(c, &month, &traffic))
                 .await?;
         }
         let n = samples.len();

@@ -8,9 +8,9 @@ use nuage_shared::{
 };
 
 use super::{Actor, App, AppError};
+use crate::cidr::Cidr;
 use crate::config::{HostPolicy, NetworkMode};
 use crate::db::{self, vms, Db};
-use crate::cidr::Cidr;
 use crate::hypervisor::network::{DhcpHost, NetworkSpec};
 use crate::hypervisor::{bandwidth, Hypervisor};
 
@@ -324,13 +324,7 @@ impl App {
             let (net, cidr, id) = (self.net.name.clone(), self.net.cidr, vm.id.clone());
             let Some((ip, mac)) = self
                 .db
-                .call(move |c| {
-                    let tx =
-                        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let got = vms::allocate_address(&tx, &net, cidr, &id)?;
-                    tx.commit()?;
-                    Ok(got)
-                })
+                .call(move |c| vms::assign_address(c, &net, cidr, &id))
                 .await?
             else {
                 tracing::error!(vm = %vm.id, "no free address left for an existing server");

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use rand::distr::{Alphanumeric, SampleString};
 
+use super::accel;
 use super::{auth, App};
 use crate::config::{AccelSetting, LibvirtTarget, Settings};
 use crate::db::{self, Db};
-use super::accel;
 use crate::hypervisor::accel::{dev_kvm_warning, KvmProbe};
 use crate::hypervisor::libvirt::Libvirt;
 use crate::hypervisor::Hypervisor;

@@ -1,13 +1,12 @@
 //! Users and their quotas: `GET /me` for everyone, `/users` for administrators.
 
 use nuage_shared::{
-    validate_password, validate_username, CreateUser, Me, Quota, Role, UpdateUser, UserDetail,
+    validate_password, validate_username, CreateUser, Me, Quota, UpdateUser, UserDetail,
 };
-use rusqlite::TransactionBehavior;
 
 use super::auth::hash_password;
 use super::{Actor, App, AppError};
-use crate::db::{self, users, DbError};
+use crate::db::{self, users, Refusal};
 
 /// Upper bounds on any quota: beyond them a value is a typo, not a plan.
 const QUOTA_MAX: Quota = Quota {
@@ -36,17 +35,12 @@ fn validate_quota(q: &Quota) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Why an update would leave the host without an administrator, if it would.
-fn last_admin_guard(
-    c: &rusqlite::Connection,
-    target: &users::UserRow,
-) -> Result<Option<AppError>, DbError> {
-    if target.role == Role::Admin && users::count_admins(c)? <= 1 {
-        return Ok(Some(AppError::Conflict(
-            "This is the last administrator; make another one first.".into(),
-        )));
+/// A refusal about a user: a missing one is the user not found.
+fn user_refused(r: Refusal) -> AppError {
+    match r {
+        Refusal::NotFound => AppError::NotFound("user"),
+        other => other.into(),
     }
-    Ok(None)
 }
 
 async fn hash(password: String) -> Result<String, AppError> {
@@ -55,9 +49,6 @@ async fn hash(password: String) -> Result<String, AppError> {
         .map_err(|e| AppError::internal("password hashing was lost", e))?
         .map_err(|e| AppError::internal("cannot hash a password", e.to_string()))
 }
-
-/// The outcome of a database step that may end in an app-level refusal.
-type Step<T> = Result<Result<T, AppError>, DbError>;
 
 impl App {
     /// `GET /me`: who the caller is, their quota, and what they use of it.
@@ -157,33 +148,15 @@ impl App {
         let (target_id, keep) = (id.to_owned(), actor.session.clone());
         let (role, quota) = (req.role, req.quota);
         let resets = new_hash.is_some();
-        let step: Result<(), AppError> = self
-            .db
-            .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(target) = users::user_by_id(&tx, &target_id)? else {
-                    return Ok(Err(AppError::NotFound("user")));
-                };
-                if role == Some(Role::User) {
-                    if let Some(refusal) = last_admin_guard(&tx, &target)? {
-                        return Ok(Err(refusal));
-                    }
-                }
-                if let Some(h) = &new_hash {
-                    users::set_password_hash(&tx, &target_id, h)?;
-                    users::end_credentials(&tx, &target_id, &keep)?;
-                }
-                if let Some(r) = role {
-                    users::set_role(&tx, &target_id, r)?;
-                }
-                if let Some(q) = &quota {
-                    users::set_quota(&tx, &target_id, q)?;
-                }
-                tx.commit()?;
-                Ok(Ok(()))
-            })
-            .await?;
-        step?;
+        let change = users::UserChange {
+            password_hash: new_hash,
+            role,
+            quota,
+        };
+        self.db
+            .call(move |c| users::update_user(c, &target_id, &keep, &change))
+            .await?
+            .map_err(user_refused)?;
         if resets || role.is_some() {
             self.revoked(id, None);
         }
@@ -196,19 +169,10 @@ impl App {
     pub async fn sign_out_everywhere(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         actor.require_admin()?;
         let (target_id, keep) = (id.to_owned(), actor.session.clone());
-        let step: Result<(), AppError> = self
-            .db
-            .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if users::user_by_id(&tx, &target_id)?.is_none() {
-                    return Ok(Err(AppError::NotFound("user")));
-                }
-                users::end_credentials(&tx, &target_id, &keep)?;
-                tx.commit()?;
-                Ok(Ok(()))
-            })
-            .await?;
-        step?;
+        self.db
+            .call(move |c| users::sign_out_everywhere(c, &target_id, &keep))
+            .await?
+            .map_err(user_refused)?;
         self.revoked(id, None);
         Ok(())
     }
@@ -223,36 +187,29 @@ impl App {
             ));
         }
         let target_id = id.to_owned();
-        let step: Result<(), AppError> = self
+        // For the refusal's sentence only: the transaction below decides.
+        let key = target_id.clone();
+        let username = self
             .db
-            .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(target) = users::user_by_id(&tx, &target_id)? else {
-                    return Ok(Err(AppError::NotFound("user")));
-                };
-                if let Some(refusal) = last_admin_guard(&tx, &target)? {
-                    return Ok(Err(refusal));
-                }
-                let servers = users::count_vms_of(&tx, &target_id)?;
-                if servers > 0 {
-                    return Ok(Err(AppError::Conflict(format!(
-                        "{} still owns {servers} server(s); delete them first.",
-                        target.username
-                    ))));
-                }
-                let backups = crate::db::backups::backups(&tx, Some(&target_id), None)?.len();
-                if backups > 0 {
-                    return Ok(Err(AppError::Conflict(format!(
-                        "{} still has {backups} backup(s); delete them first.",
-                        target.username
-                    ))));
-                }
-                users::delete_user(&tx, &target_id)?;
-                tx.commit()?;
-                Ok(Ok(()))
-            })
-            .await?;
-        step?;
+            .call(move |c| users::user_by_id(c, &key))
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        self.db
+            .call(move |c| users::delete_unless_owning(c, &target_id))
+            .await?
+            .map_err(|r| match r {
+                Refusal::InUse {
+                    count,
+                    of: "server(s)",
+                } => AppError::Conflict(format!(
+                    "{username} still owns {count} server(s); delete them first."
+                )),
+                Refusal::InUse { count, of } => AppError::Conflict(format!(
+                    "{username} still has {count} {of}; delete them first."
+                )),
+                other => user_refused(other),
+            })?;
         self.revoked(id, None);
         Ok(())
     }

@@ -26,10 +26,9 @@ use nuage_shared::{
     limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event,
     LimitOverrides, PendingResize, Quota, ResourceLimits, StopReason, UpdateVm, Vm, VmState,
 };
-use rusqlite::TransactionBehavior;
 
 use super::{Actor, App, AppError};
-use crate::db::{self, images::ImageRow, vms, DbError};
+use crate::db::{self, images::ImageRow, vms, Refusal};
 use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag, NicSpec};
 use crate::hypervisor::events::{DomainEvent, DomainEventKind, StopDetail};
 use crate::hypervisor::network::DhcpHost;
@@ -101,9 +100,6 @@ pub(super) struct SeedInput {
 fn vm_id_of(domain: &str) -> Option<&str> {
     domain.strip_prefix("nuage-")
 }
-
-/// The outcome of a database step that may end in an app-level refusal.
-type Step<T> = Result<Result<T, AppError>, DbError>;
 
 pub(super) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     what: &str,
@@ -421,34 +417,12 @@ impl App {
         let row = vm.clone();
         let room = self.host_room().await;
         let (net, cidr) = (self.net.name.clone(), self.net.cidr);
-        let reserved: Result<(String, String), AppError> = self
+        let more = footprint(&row);
+        let (ip, mac) = self
             .db
-            .call(move |c| -> Step<(String, String)> {
-                let taken =
-                    || AppError::Conflict(format!("You already have a server named {}.", row.name));
-                let more = footprint(&row);
-                let tx = match admit_and_insert(
-                    c,
-                    &row.owner_id,
-                    &more,
-                    &room,
-                    |tx| vms::insert(tx, &row),
-                    taken,
-                )? {
-                    Ok(tx) => tx,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let Some(address) = vms::allocate_address(&tx, &net, cidr, &row.id)? else {
-                    return Ok(Err(AppError::InsufficientCapacity(
-                        "This host's network has no free address left. Ask an administrator."
-                            .into(),
-                    )));
-                };
-                tx.commit()?;
-                Ok(Ok(address))
-            })
-            .await?;
-        let (ip, mac) = reserved?;
+            .call(move |c| vms::reserve(c, &row, &more, &room, &net, cidr))
+            .await?
+            .map_err(|r| name_taken(r, &vm.name))?;
         Ok(Vm {
             ip_addresses: vec![ip],
             mac_address: Some(mac),
@@ -650,20 +624,7 @@ impl App {
     /// Makes a pending resize the current size (the domain definition already has it).
     async fn apply_pending(&self, id: &str) -> Result<(), AppError> {
         let key = id.to_owned();
-        self.db
-            .call(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if let Some(vm) = vms::get(&tx, &key)? {
-                    if let Some(p) = vm.pending {
-                        vms::set_size(&tx, &key, p.vcpus, p.memory_mib, vm.disk_gib)?;
-                        vms::set_pending(&tx, &key, None)?;
-                    }
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
-        Ok(())
+        Ok(self.db.call(move |c| vms::apply_pending(c, &key)).await?)
     }
 
     /// `PATCH /vms/{id}`: rename, and resize within quota. A stopped server takes the new size at
@@ -737,39 +698,11 @@ impl App {
         let row = resized.clone();
         let expected_state = vm.state;
         let room = self.host_room().await;
-        let saved: Result<(), AppError> = self
-            .db
-            .call(move |c| -> Step<()> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                match vms::get(&tx, &row.id)? {
-                    Some(now) if now.state == expected_state => {}
-                    _ => {
-                        return Ok(Err(AppError::Conflict(
-                            "The server changed meanwhile; try again.".into(),
-                        )))
-                    }
-                }
-                if let Some(refusal) =
-                    vms::admit(&tx, &row.owner_id, &growth(&before, &after), &room)?
-                {
-                    return Ok(Err(refused(refusal)));
-                }
-                match vms::set_name(&tx, &row.id, &row.name) {
-                    Err(e) if e.is_unique_violation() => {
-                        return Ok(Err(AppError::Conflict(format!(
-                            "You already have a server named {}.",
-                            row.name
-                        ))))
-                    }
-                    other => other?,
-                }
-                vms::set_size(&tx, &row.id, row.vcpus, row.memory_mib, row.disk_gib)?;
-                vms::set_pending(&tx, &row.id, row.pending)?;
-                tx.commit()?;
-                Ok(Ok(()))
-            })
-            .await?;
-        saved?;
+        let more = growth(&before, &after);
+        self.db
+            .call(move |c| vms::resize(c, &row, expected_state, &more, &room))
+            .await?
+            .map_err(|r| name_taken(r, &resized.name))?;
 
         if sizing {
             let owner = self.owner_limits(&vm.owner_id).await?;
@@ -1012,44 +945,13 @@ impl App {
     }
 }
 
-/// An admission refusal as the app's error: quota (403) or host capacity (507).
-/// Admission and the row that records it, in one IMMEDIATE transaction (returned open, for more
-/// steps before the caller commits): `insert` runs only when the owner's quota and the host have
-/// room for `more`, and a UNIQUE violation there becomes `taken`.
-pub(super) fn admit_and_insert<'c>(
-    c: &'c mut rusqlite::Connection,
-    owner: &str,
-    more: &Quota,
-    room: &vms::HostRoom,
-    insert: impl FnOnce(&rusqlite::Transaction<'c>) -> Result<(), DbError>,
-    taken: impl FnOnce() -> AppError,
-) -> Step<rusqlite::Transaction<'c>> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(refusal) = vms::admit(&tx, owner, more, room)? {
-        return Ok(Err(refused(refusal)));
-    }
-    match insert(&tx) {
-        Err(e) if e.is_unique_violation() => return Ok(Err(taken())),
-        other => other?,
-    }
-    Ok(Ok(tx))
-}
-
-/// Commits what [`admit_and_insert`] admitted; passes its refusal on.
-pub(super) fn commit_admitted(admitted: Result<rusqlite::Transaction<'_>, AppError>) -> Step<()> {
-    match admitted {
-        Ok(tx) => {
-            tx.commit()?;
-            Ok(Ok(()))
-        }
-        Err(e) => Ok(Err(e)),
-    }
-}
-
-pub(super) fn refused(r: vms::Refusal) -> AppError {
+/// A refusal of a server's record, where a taken name is the owner's other server's.
+fn name_taken(r: Refusal, name: &str) -> AppError {
     match r {
-        vms::Refusal::Quota(short) => AppError::QuotaExceeded(short.to_string()),
-        vms::Refusal::Capacity(why) => AppError::InsufficientCapacity(why),
+        Refusal::NameTaken => {
+            AppError::Conflict(format!("You already have a server named {name}."))
+        }
+        other => other.into(),
     }
 }
 

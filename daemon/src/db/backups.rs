@@ -1,9 +1,10 @@
 //! Snapshots, backups, backup schedules and jobs.
 
-use nuage_shared::{Backup, BackupSchedule, Job, JobKind, JobState, Snapshot};
+use nuage_shared::{Backup, BackupSchedule, Job, JobKind, JobState, Quota, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::DbError;
+use super::vms::HostRoom;
+use super::{DbError, Outcome, Refusal};
 
 fn snapshot_from(r: &Row<'_>) -> rusqlite::Result<Snapshot> {
     Ok(Snapshot {
@@ -24,6 +25,32 @@ pub fn insert_snapshot(c: &Connection, s: &Snapshot) -> Result<(), DbError> {
         params![s.id, s.vm_id, s.name, s.created_at, s.with_memory],
     )?;
     Ok(())
+}
+
+/// A new snapshot's record, admitted for `more`. A snapshot holds what the guest overwrites after
+/// it, on the host's disk: none is taken while `owner`'s disks, snapshots and backups fill their
+/// disk quota.
+pub fn insert_snapshot_admitted(
+    c: &mut Connection,
+    s: &Snapshot,
+    owner: &str,
+    more: &Quota,
+    room: &HostRoom,
+) -> Outcome<()> {
+    super::vms::admitted(c, owner, more, room, |tx| {
+        let (used, quota) = (
+            super::users::usage(tx, owner)?,
+            super::users::quota(tx, owner)?,
+        );
+        if used.disk_gib >= quota.disk_gib {
+            return Ok(Err(Refusal::DiskFull {
+                used_gib: used.disk_gib,
+                quota_gib: quota.disk_gib,
+            }));
+        }
+        insert_snapshot(tx, s)?;
+        Ok(Ok(()))
+    })
 }
 
 pub fn set_snapshot_memory(c: &Connection, id: &str, with_memory: bool) -> Result<(), DbError> {
@@ -243,6 +270,37 @@ fn job_from(r: &Row<'_>) -> rusqlite::Result<Job> {
         backup_id: r.get(7)?,
         created_at: r.get(8)?,
         finished_at: r.get(9)?,
+    })
+}
+
+/// A new backup's record, admitted for `more` (its reservation until its archive is written).
+pub fn insert_backup_admitted(
+    c: &mut Connection,
+    b: &Backup,
+    host_id: &str,
+    more: &Quota,
+    room: &HostRoom,
+) -> Outcome<()> {
+    super::vms::admitted(c, &b.owner_id, more, room, |tx| {
+        insert_backup(tx, b, host_id)?;
+        Ok(Ok(()))
+    })
+}
+
+/// A new running job that holds `gib` of its owner's disk quota until it ends, admitted for it;
+/// [`Refusal::NameTaken`] when a unique index says such a job runs already.
+pub fn insert_job_charged(c: &mut Connection, j: &Job, gib: u64, room: &HostRoom) -> Outcome<()> {
+    let more = Quota {
+        vcpus: 0,
+        memory_mib: 0,
+        disk_gib: gib,
+        vms: 0,
+        snapshots: 0,
+    };
+    super::vms::admitted(c, &j.owner_id, &more, room, |tx| {
+        save_job(tx, j)?;
+        set_job_quota(tx, &j.id, gib)?;
+        Ok(Ok(()))
     })
 }
 

@@ -3,7 +3,8 @@
 use nuage_shared::Image;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::DbError;
+use super::refusal::{immediate, refuse};
+use super::{DbError, Outcome, Refusal};
 
 /// An image with where its file lies (never sent to clients).
 #[derive(Debug, Clone)]
@@ -91,4 +92,22 @@ pub fn in_use(c: &Connection, id: &str) -> Result<i64, DbError> {
 pub fn delete(c: &Connection, id: &str) -> Result<(), DbError> {
     c.execute("DELETE FROM images WHERE id = ?1", [id])?;
     Ok(())
+}
+
+/// Deletes image `id` unless a server still stands on it; returns its file's path.
+pub fn delete_unused(c: &mut Connection, id: &str) -> Outcome<String> {
+    immediate(c, |tx| {
+        let Some(row) = get(tx, id)? else {
+            return refuse(Refusal::NotFound);
+        };
+        let users = usize::try_from(in_use(tx, id)?).unwrap_or(usize::MAX);
+        if users > 0 {
+            return refuse(Refusal::InUse {
+                count: users,
+                of: "server(s)",
+            });
+        }
+        delete(tx, id)?;
+        Ok(Ok(row.path))
+    })
 }

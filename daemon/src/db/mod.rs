@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backups;
 pub mod images;
 mod migrations;
+mod refusal;
 pub mod tokens;
 pub mod users;
 pub mod vms;
@@ -20,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+pub use refusal::{Outcome, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -3,7 +3,8 @@
 use nuage_shared::{LimitOverrides, Quota, Role, UserDetail};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::DbError;
+use super::refusal::{immediate, refuse};
+use super::{DbError, Outcome, Refusal};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -324,4 +325,82 @@ pub fn set_limits(c: &Connection, id: &str, limits: &LimitOverrides) -> Result<b
         "UPDATE users SET limits = ?2 WHERE id = ?1",
         params![id, super::limits_json(limits)],
     )? > 0)
+}
+
+/// Refused when `target` is the last administrator.
+fn last_admin(c: &Connection, target: &UserRow) -> Result<Option<Refusal>, DbError> {
+    Ok((target.role == Role::Admin && count_admins(c)? <= 1).then_some(Refusal::LastAdmin))
+}
+
+/// What an admin changes of a user at once: a new password hash (which ends their credentials
+/// but the session `keep`), a role, a quota.
+pub struct UserChange {
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub quota: Option<Quota>,
+}
+
+/// Applies `change` to user `id` in one transaction; the last administrator keeps their role.
+pub fn update_user(c: &mut Connection, id: &str, keep: &str, change: &UserChange) -> Outcome<()> {
+    immediate(c, |tx| {
+        let Some(target) = user_by_id(tx, id)? else {
+            return refuse(Refusal::NotFound);
+        };
+        if change.role == Some(Role::User) {
+            if let Some(r) = last_admin(tx, &target)? {
+                return refuse(r);
+            }
+        }
+        if let Some(h) = &change.password_hash {
+            set_password_hash(tx, id, h)?;
+            end_credentials(tx, id, keep)?;
+        }
+        if let Some(r) = change.role {
+            set_role(tx, id, r)?;
+        }
+        if let Some(q) = &change.quota {
+            set_quota(tx, id, q)?;
+        }
+        Ok(Ok(()))
+    })
+}
+
+/// Ends every session and token of user `id` but the session `keep`.
+pub fn sign_out_everywhere(c: &mut Connection, id: &str, keep: &str) -> Outcome<()> {
+    immediate(c, |tx| {
+        if user_by_id(tx, id)?.is_none() {
+            return refuse(Refusal::NotFound);
+        }
+        end_credentials(tx, id, keep)?;
+        Ok(Ok(()))
+    })
+}
+
+/// Deletes user `id` unless they are the last administrator or still own servers or backups.
+/// Returns their username.
+pub fn delete_unless_owning(c: &mut Connection, id: &str) -> Outcome<String> {
+    immediate(c, |tx| {
+        let Some(target) = user_by_id(tx, id)? else {
+            return refuse(Refusal::NotFound);
+        };
+        if let Some(r) = last_admin(tx, &target)? {
+            return refuse(r);
+        }
+        let servers = usize::try_from(count_vms_of(tx, id)?).unwrap_or(usize::MAX);
+        if servers > 0 {
+            return refuse(Refusal::InUse {
+                count: servers,
+                of: "server(s)",
+            });
+        }
+        let backups = super::backups::backups(tx, Some(id), None)?.len();
+        if backups > 0 {
+            return refuse(Refusal::InUse {
+                count: backups,
+                of: "backup(s)",
+            });
+        }
+        delete_user(tx, id)?;
+        Ok(Ok(target.username))
+    })
 }

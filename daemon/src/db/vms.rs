@@ -4,7 +4,8 @@
 use nuage_shared::{Allocation, LimitOverrides, PendingResize, Quota, Vm, VmState};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{users, DbError};
+use super::refusal::{immediate, refuse};
+use super::{users, DbError, Outcome, Refusal};
 use crate::cidr::Cidr;
 
 /// A server's row with its address: `SELECT {COLUMNS} FROM {FROM} WHERE ...`.
@@ -76,15 +77,6 @@ pub struct HostRoom {
     pub host_id: String,
     pub limit: Allocation,
     pub disk_free_gib: u64,
-}
-
-/// Why an allocation was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The owner's quota (403).
-    Quota(QuotaShortfall),
-    /// The host's capacity (507); the sentence says which resource.
-    Capacity(String),
 }
 
 /// Admission: whether `owner` may add `more` to what they use, and this host can hold it. Call it
@@ -387,6 +379,108 @@ pub fn set_limits(c: &Connection, id: &str, limits: &LimitOverrides) -> Result<(
         "UPDATE vms SET limits = ?2 WHERE id = ?1",
         params![id, super::limits_json(limits)],
     )?;
+    Ok(())
+}
+
+/// Admission and the records that carry it, in one IMMEDIATE transaction: `record` runs only
+/// when `owner`'s quota and the host have room for `more`, and nothing is kept unless it
+/// succeeds.
+pub(super) fn admitted<T>(
+    c: &mut Connection,
+    owner: &str,
+    more: &Quota,
+    room: &HostRoom,
+    record: impl FnOnce(&Connection) -> Outcome<T>,
+) -> Outcome<T> {
+    immediate(c, |tx| {
+        if let Some(refusal) = admit(tx, owner, more, room)? {
+            return refuse(refusal);
+        }
+        record(tx)
+    })
+}
+
+/// A new server's record (`creating`) with an address of `network`: the reservation of its
+/// quota, its room on the host and its address, admitted for `more` in one transaction.
+/// Returns its address and MAC.
+pub fn reserve(
+    c: &mut Connection,
+    vm: &Vm,
+    more: &Quota,
+    room: &HostRoom,
+    network: &str,
+    cidr: Cidr,
+) -> Outcome<(String, String)> {
+    admitted(c, &vm.owner_id, more, room, |tx| {
+        insert(tx, vm)?;
+        match allocate_address(tx, network, cidr, &vm.id)? {
+            Some(address) => Ok(Ok(address)),
+            None => refuse(Refusal::NoAddress),
+        }
+    })
+}
+
+/// A rename and resize of `vm` (the record as it should become), admitted for the growth
+/// `more`, only while the server is still `expected`.
+pub fn resize(
+    c: &mut Connection,
+    vm: &Vm,
+    expected: VmState,
+    more: &Quota,
+    room: &HostRoom,
+) -> Outcome<()> {
+    immediate(c, |tx| {
+        let found = get(tx, &vm.id)?.map(|v| v.state);
+        if found != Some(expected) {
+            return refuse(Refusal::StateChanged { expected, found });
+        }
+        if let Some(refusal) = admit(tx, &vm.owner_id, more, room)? {
+            return refuse(refusal);
+        }
+        set_name(tx, &vm.id, &vm.name)?;
+        set_size(tx, &vm.id, vm.vcpus, vm.memory_mib, vm.disk_gib)?;
+        set_pending(tx, &vm.id, vm.pending)?;
+        Ok(Ok(()))
+    })
+}
+
+/// Makes a pending resize the current size.
+pub fn apply_pending(c: &mut Connection, id: &str) -> Result<(), DbError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(vm) = get(&tx, id)? {
+        if let Some(p) = vm.pending {
+            set_size(&tx, id, p.vcpus, p.memory_mib, vm.disk_gib)?;
+            set_pending(&tx, id, None)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Gives an existing server without one an address of `network` (see [`allocate_address`]).
+pub fn assign_address(
+    c: &mut Connection,
+    network: &str,
+    cidr: Cidr,
+    vm_id: &str,
+) -> Result<Option<(String, String)>, DbError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let got = allocate_address(&tx, network, cidr, vm_id)?;
+    tx.commit()?;
+    Ok(got)
+}
+
+/// Adds each server's bytes of `month` in one transaction.
+pub fn add_traffic_all(
+    c: &mut Connection,
+    month: &str,
+    traffic: &[(String, u64, u64)],
+) -> Result<(), DbError> {
+    let tx = c.transaction()?;
+    for (id, rx, txb) in traffic {
+        add_traffic(&tx, id, month, *rx, *txb)?;
+    }
+    tx.commit()?;
     Ok(())
 }
 

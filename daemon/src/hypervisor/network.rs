@@ -257,5 +257,4 @@ mod tests {
         );
         assert_eq!(read_network("<network><name>x</name></network>"), None);
     }
-
 }
