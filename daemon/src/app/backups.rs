@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
 use super::turns::Turn;
-use super::vms::{cap_memory, domain_name, settled, DiskSource, SeedInput};
+use super::paths::domain_name;
+use super::vms::{cap_memory, settled, DiskSource, SeedInput};
 use super::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
 use crate::db::{self, backups as q, vms, Refusal};
@@ -83,11 +84,6 @@ fn mkdir(dir: &Path) -> Result<(), AppError> {
         .map_err(|e| AppError::internal("cannot create a work folder", e))
 }
 
-/// Where backup `id`'s archive lives under the data dir.
-pub(super) fn backup_file(data_dir: &Path, id: &str) -> PathBuf {
-    data_dir.join("backups").join(format!("{id}.tar"))
-}
-
 /// The next time `HH:MM` (UTC) comes after `now`.
 pub fn next_run(time: &str, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
     let (h, m) = time.split_once(':')?;
@@ -104,14 +100,6 @@ pub fn next_run(time: &str, now: time::OffsetDateTime) -> Option<time::OffsetDat
 }
 
 impl App {
-    fn backup_store(&self) -> PathBuf {
-        self.settings.data_dir.join("backups")
-    }
-
-    pub(super) fn backup_file(&self, id: &str) -> PathBuf {
-        backup_file(&self.settings.data_dir, id)
-    }
-
     /// Records what the server's disk file holds on the host (snapshots included), which the
     /// disk quota counts when it exceeds the disk's size.
     pub async fn measure_disk(&self, vm_id: &str) {

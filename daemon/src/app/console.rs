@@ -11,7 +11,7 @@ use nuage_shared::VmState;
 
 use super::tickets::Tickets;
 pub use super::tickets::TICKET_TTL;
-use super::vms::domain_name;
+use super::paths::domain_name;
 use super::{Actor, App, AppError};
 use crate::hypervisor::ConsoleStream;
 

@@ -10,7 +10,6 @@
 //! (start, resize, delete, snapshots, another job) get 409, as Proxmox locks a VM during backup.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,11 +94,6 @@ impl App {
             app: self.clone(),
             vm_id: vm_id.to_owned(),
         })
-    }
-
-    /// The folder a job works in.
-    pub(super) fn work_dir(&self, job_id: &str) -> PathBuf {
-        self.settings.data_dir.join("work").join(job_id)
     }
 
     fn announce_job(&self, job: &Job) {
@@ -305,14 +299,14 @@ pub(super) fn recover(
         }
         Ok((failed, partial))
     })?;
-    let _ = std::fs::remove_dir_all(data_dir.join("work"));
+    let _ = std::fs::remove_dir_all(super::paths::work_root(data_dir));
     for id in &partial {
-        let _ = std::fs::remove_file(super::backups::backup_file(data_dir, id));
+        let _ = std::fs::remove_file(super::paths::backup_file(data_dir, id));
     }
     for j in &failed {
         tracing::warn!(job = %j.id, kind = ?j.kind, "a job was interrupted by a restart; marked failed");
         if let Some(vm) = &j.vm_id {
-            if let Err(e) = hv.abort_job(&super::vms::domain_name(vm)) {
+            if let Err(e) = hv.abort_job(&super::paths::domain_name(vm)) {
                 tracing::debug!(vm = %vm, error = %super::chain(&e), "no libvirt job to cancel");
             }
         }

@@ -1,10 +1,9 @@
 //! Usage metrics: one bulk libvirt stats call per interval for every running server, turned into
 //! rates, kept as a compact in-memory history (the last hour at the sampling interval, 24 hours
-//! in 5-minute averages), pushed on `/api/v1/events`, counted into monthly traffic, and exposed in
-//! Prometheus' text format.
+//! in 5-minute averages), pushed on `/api/v1/events`, counted into monthly traffic, and handed to the HTTP layer for
+//! Prometheus (`http/prometheus.rs` renders the text format).
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use nuage_shared::{Event, MetricSample, MonthlyTraffic, VmMetrics};
 
 use super::{Actor, App, AppError, OwnedEvent};
 use crate::db::vms;
-use crate::hypervisor::raw::DomainStats;
+pub use crate::hypervisor::raw::DomainStats;
 
 /// How long recent samples are kept at full resolution, and the older ones' step and span.
 const RECENT_SPAN: Duration = Duration::from_secs(3600);
@@ -269,171 +268,39 @@ impl App {
         })
     }
 
-    /// `GET /metrics`: Prometheus' text format. The caller (HTTP layer) has checked that the
-    /// request is an admin's or comes from loopback.
-    pub async fn prometheus(&self) -> Result<String, AppError> {
+    /// What `GET /metrics` reports (the HTTP layer renders it in Prometheus' text format): the
+    /// host's allocation and capacity, and each of its servers with its latest counters.
+    pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot, AppError> {
         let host = self.daemon_id.clone();
         let (list, allocated) = self
             .db
             .call(move |c| Ok((vms::list_on_host(c, &host)?, vms::allocated(c, &host)?)))
             .await?;
         let room = self.host_room().await;
-        let mut out = String::with_capacity(256 + list.len() * 900);
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        for (name, help, alloc, cap) in [
-            (
-                "vcpus",
-                "vCPUs",
-                allocated.vcpus as f64,
-                room.limit.vcpus as f64,
-            ),
-            (
-                "memory_bytes",
-                "memory",
-                (allocated.memory_mib << 20) as f64,
-                (room.limit.memory_mib << 20) as f64,
-            ),
-            (
-                "disk_bytes",
-                "disk",
-                (allocated.disk_gib << 30) as f64,
-                (room.limit.disk_gib << 30) as f64,
-            ),
-        ] {
-            let a = format!("nuage_host_allocated_{name}");
-            gauge(
-                &mut out,
-                &a,
-                &format!("{help} allocated to servers"),
-                "gauge",
-            );
-            let _ = writeln!(out, "{a} {alloc}");
-            let c = format!("nuage_host_capacity_{name}");
-            gauge(
-                &mut out,
-                &c,
-                &format!("{help} the host can allocate"),
-                "gauge",
-            );
-            let _ = writeln!(out, "{c} {cap}");
-        }
-        gauge(
-            &mut out,
-            "nuage_host_servers",
-            "servers on this host",
-            "gauge",
-        );
-        let _ = writeln!(out, "nuage_host_servers {}", allocated.vms);
-        gauge(
-            &mut out,
-            "nuage_audit_anonymous_refusals_total",
-            "requests refused for want of a valid credential (counted, not stored)",
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "nuage_audit_anonymous_refusals_total {}",
-            self.anonymous_refusals()
-        );
-
         let store = self.metrics.inner.lock().unwrap_or_else(|p| p.into_inner());
-        type Get = fn(&DomainStats) -> f64;
-        let series: [(&str, &str, &str, Get); 8] = [
-            (
-                "nuage_vm_cpu_seconds_total",
-                "CPU time used",
-                "counter",
-                |s| s.cpu_time_ns as f64 / 1e9,
-            ),
-            (
-                "nuage_vm_memory_resident_bytes",
-                "memory held on the host",
-                "gauge",
-                |s| (s.rss_kib * 1024) as f64,
-            ),
-            (
-                "nuage_vm_disk_read_bytes_total",
-                "bytes read",
-                "counter",
-                |s| s.block_rd_bytes as f64,
-            ),
-            (
-                "nuage_vm_disk_written_bytes_total",
-                "bytes written",
-                "counter",
-                |s| s.block_wr_bytes as f64,
-            ),
-            (
-                "nuage_vm_disk_reads_total",
-                "read operations",
-                "counter",
-                |s| s.block_rd_reqs as f64,
-            ),
-            (
-                "nuage_vm_disk_writes_total",
-                "write operations",
-                "counter",
-                |s| s.block_wr_reqs as f64,
-            ),
-            (
-                "nuage_vm_network_receive_bytes_total",
-                "bytes received",
-                "counter",
-                |s| s.net_rx_bytes as f64,
-            ),
-            (
-                "nuage_vm_network_transmit_bytes_total",
-                "bytes sent",
-                "counter",
-                |s| s.net_tx_bytes as f64,
-            ),
-        ];
-        let labels = |vm: &nuage_shared::Vm| {
-            format!(
-                "vm=\"{}\",owner=\"{}\",name=\"{}\"",
-                escape(&vm.id),
-                escape(&vm.owner_id),
-                escape(&vm.name)
-            )
-        };
-        gauge(
-            &mut out,
-            "nuage_vm_running",
-            "1 when the server runs",
-            "gauge",
-        );
-        for vm in &list {
-            let running = vm.state == nuage_shared::VmState::Running;
-            let _ = writeln!(
-                out,
-                "nuage_vm_running{{{}}} {}",
-                labels(vm),
-                u8::from(running)
-            );
-        }
-        gauge(&mut out, "nuage_vm_vcpus", "vCPUs allocated", "gauge");
-        for vm in &list {
-            let _ = writeln!(out, "nuage_vm_vcpus{{{}}} {}", labels(vm), vm.vcpus);
-        }
-        for (name, help, kind, get) in series {
-            gauge(&mut out, name, help, kind);
-            for vm in &list {
-                if let Some((_, s)) = store.get(&vm.id).and_then(|h| h.last.as_ref()) {
-                    let _ = writeln!(out, "{name}{{{}}} {}", labels(vm), get(s));
-                }
-            }
-        }
-        Ok(out)
+        let servers = list
+            .into_iter()
+            .map(|vm| {
+                let last = store.get(&vm.id).and_then(|h| h.last.as_ref()).map(|(_, s)| s.clone());
+                (vm, last)
+            })
+            .collect();
+        Ok(MetricsSnapshot {
+            allocated,
+            capacity: room.limit,
+            anonymous_refusals: self.anonymous_refusals(),
+            servers,
+        })
     }
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The figures behind `GET /metrics`.
+pub struct MetricsSnapshot {
+    pub allocated: nuage_shared::Allocation,
+    pub capacity: nuage_shared::Allocation,
+    pub anonymous_refusals: u64,
+    /// Each server on this host, with its latest counters when it has been sampled.
+    pub servers: Vec<(nuage_shared::Vm, Option<DomainStats>)>,
 }
 
 #[cfg(test)]
@@ -508,6 +375,5 @@ mod tests {
         );
         assert!(parse_since(Some("yesterday")).is_err());
         assert_eq!(month_of(1_700_000_000), "2023-11");
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

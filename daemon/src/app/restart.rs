@@ -78,7 +78,7 @@ impl App {
             return;
         };
         for vm in list.into_iter().filter(|v| v.state == VmState::Running) {
-            let name = super::vms::domain_name(&vm.id);
+            let name = super::paths::domain_name(&vm.id);
             if let Ok(Some(pid)) = self.hv_call(move |hv| Ok(hv.qemu_pid(&name))).await {
                 if let Ok(mut pids) = self.qemu_pids.lock() {
                     pids.insert(vm.id, pid);

@@ -27,6 +27,7 @@ use nuage_shared::{
     LimitOverrides, PendingResize, Quota, ResourceLimits, StopReason, UpdateVm, Vm, VmState,
 };
 
+use super::paths::{domain_name, vm_dir, vm_id_of};
 use super::{Actor, App, AppError};
 use crate::db::{self, images::ImageRow, vms, Refusal};
 use crate::hypervisor::domain::{DiskSpec, DomainSpec, DomainTag, NicSpec};
@@ -76,10 +77,6 @@ pub(super) fn settled(run: DomainRunState) -> VmState {
     }
 }
 
-pub fn domain_name(vm_id: &str) -> String {
-    format!("nuage-{vm_id}")
-}
-
 /// Where a new server's disk comes from.
 pub(super) enum DiskSource {
     /// A qcow2 linked clone of an image.
@@ -95,10 +92,6 @@ pub(super) struct SeedInput {
     pub instance_id: String,
     pub keys: Vec<String>,
     pub password: Option<String>,
-}
-
-fn vm_id_of(domain: &str) -> Option<&str> {
-    domain.strip_prefix("nuage-")
 }
 
 pub(super) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -163,10 +156,6 @@ fn growth(before: &Quota, after: &Quota) -> Quota {
 }
 
 impl App {
-    pub(super) fn vm_dir(&self, id: &str) -> PathBuf {
-        self.settings.data_dir.join("vms").join(id)
-    }
-
     /// The domain definition of a server: its disk, its seed, its serial log, its NIC, its
     /// limits and its tag.
     fn domain_spec(
@@ -902,47 +891,6 @@ impl App {
         self.qemu_pids.lock().ok()?.remove(vm_id)
     }
 
-    /// Feeds libvirt's lifecycle events into the servers' states, for as long as the app lives.
-    pub fn start_background(self: &Arc<Self>) {
-        self.start_sampler();
-        self.start_housekeeping();
-        let app = self.clone();
-        tokio::spawn(async move {
-            app.recall_pids().await;
-            let n = app.restore_running().await;
-            if n > 0 {
-                tracing::info!(
-                    servers = n,
-                    "servers running before the restart are running again"
-                );
-            }
-        });
-        self.start_scheduler(std::time::Duration::from_secs(30));
-        let app = self.clone();
-        tokio::spawn(async move {
-            match app.assign_missing_addresses().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(servers = n, "gave addresses to servers that had none"),
-                Err(e) => {
-                    tracing::error!(error = %super::chain(&e), "cannot give servers addresses")
-                }
-            }
-        });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        if let Err(e) = self.hv.subscribe(tx) {
-            tracing::error!(error = %super::chain(&e), "cannot subscribe to libvirt events");
-            return;
-        }
-        let app = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let Some(app) = app.upgrade() else { break };
-                // Each event waits for its server's turn; other servers' events need not wait.
-                // Order within a server does not matter: each settles on libvirt's state now.
-                tokio::spawn(async move { app.on_domain_event(ev).await });
-            }
-        });
-    }
 }
 
 /// A refusal of a server's record, where a taken name is the owner's other server's.
@@ -998,7 +946,7 @@ pub(super) fn reconcile(
         records.iter().map(|v| domain_name(&v.id)).collect();
     for vm in records {
         let name = domain_name(&vm.id);
-        let dir = data_dir.join("vms").join(&vm.id);
+        let dir = vm_dir(data_dir, &vm.id);
         match vm.state {
             VmState::Creating | VmState::Deleting => {
                 tracing::warn!(vm = %vm.id, state = vm.state.as_str(), "finishing an interrupted create/delete");
@@ -1028,7 +976,7 @@ pub(super) fn reconcile(
     for name in hv.list_tagged(daemon_id)? {
         if !known.contains(&name) {
             tracing::warn!(domain = %name, "removing a domain of ours that no record claims");
-            let dir = vm_id_of(&name).map(|id| data_dir.join("vms").join(id));
+            let dir = vm_id_of(&name).map(|id| vm_dir(data_dir, id));
             remove_domain_and_files(
                 hv,
                 &name,
@@ -1105,8 +1053,6 @@ mod tests {
         assert_eq!(state_after(DomainEventKind::Suspended), S::Paused);
         assert_eq!(state_after(DomainEventKind::Stopped), S::Stopped);
         assert_eq!(state_after(DomainEventKind::Undefined), S::Error);
-        assert_eq!(vm_id_of("nuage-abc"), Some("abc"));
-        assert_eq!(vm_id_of("other"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod identity;
+mod prometheus;
 pub mod serve;
 mod servers;
 mod vnc_login;
@@ -114,7 +115,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::vm_metrics))
         .routes(routes!(servers::set_vm_limits))
         .routes(routes!(servers::set_user_limits))
-        .routes(routes!(prometheus_v1))
+        .routes(routes!(prometheus::prometheus_v1))
         .routes(routes!(backups::list_snapshots, backups::create_snapshot))
         .routes(routes!(backups::revert_snapshot))
         .routes(routes!(backups::delete_snapshot))
@@ -151,7 +152,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
-        .routes(routes!(prometheus))
+        .routes(routes!(prometheus::prometheus))
         .nest("/api/v1", api_routes())
         .split_for_parts()
         .1
@@ -161,7 +162,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: AppState) -> Router {
     let (router, _) = OpenApiRouter::<AppState>::new()
         .routes(routes!(healthz))
-        .routes(routes!(prometheus))
+        .routes(routes!(prometheus::prometheus))
         .nest("/api/v1", api_routes())
         .split_for_parts();
     let router = router
@@ -300,34 +301,3 @@ async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostI
     Ok(Json(app.host_info(&actor).await?))
 }
 
-/// Prometheus metrics: per-server series labelled by server id, owner and name, and the host's
-/// allocation. Served at `/metrics` and `/api/v1/metrics` with an admin's token (an API token
-/// in Prometheus' `authorization` setting): a reverse proxy on the same host makes every client
-/// look like loopback, so the peer's address proves nothing.
-#[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
-              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn prometheus(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    prometheus_text(app, actor).await
-}
-
-/// The same as `/metrics`, under `/api/v1` (an operation id of its own: ids are unique).
-#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "prometheus_v1",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
-              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn prometheus_v1(State(app): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    prometheus_text(app, actor).await
-}
-
-async fn prometheus_text(app: AppState, actor: Actor) -> ApiResult<Response> {
-    actor.require_admin()?;
-    let text = app.prometheus().await?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
-}
