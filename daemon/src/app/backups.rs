@@ -22,14 +22,15 @@ use std::time::Duration;
 
 use nuage_shared::{
     limits, validate_hostname, validate_vm_name, Backup, BackupSchedule, CreateSnapshot, Job,
-    JobKind, LimitOverrides, Quota, RestoreBackup, Snapshot, Vm, VmState,
+    JobKind, LimitOverrides, Quota, RestoreBackup, Snapshot, Vm,
 };
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{Busy, Handle};
-use super::turns::Turn;
+use super::lifecycle::{settled, Request};
 use super::paths::domain_name;
-use super::vms::{cap_memory, settled, DiskSource, SeedInput};
+use super::turns::Turn;
+use super::vms::{cap_memory, DiskSource, SeedInput};
 use super::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
 use crate::db::{self, backups as q, vms, Refusal};
@@ -124,20 +125,8 @@ impl App {
         vm_id: &str,
     ) -> Result<(Vm, Turn), AppError> {
         let vm = self.visible_vm(actor, vm_id).await?;
-        let turn = self.turn(&vm.id).await;
-        let vm = self.reload(&vm.id).await?;
-        self.check_not_busy(&vm.id)?;
-        self.settled(vm).map(|vm| (vm, turn))
-    }
-
-    fn settled(&self, vm: Vm) -> Result<Vm, AppError> {
-        match vm.state {
-            VmState::Running | VmState::Paused | VmState::Stopped => Ok(vm),
-            other => Err(AppError::Conflict(format!(
-                "A {} server cannot do that now.",
-                other.as_str()
-            ))),
-        }
+        let (vm, turn, _) = self.take(&vm.id, Request::DiskWork).await?;
+        Ok((vm, turn))
     }
 
     // ---- snapshots ----
@@ -313,8 +302,7 @@ impl App {
         sid: &str,
     ) -> Result<(), AppError> {
         let (vm, snap) = self.visible_snapshot(actor, vm_id, sid).await?;
-        let _turn = self.turn(&vm.id).await;
-        self.check_not_busy(&vm.id)?;
+        let (vm, _turn, _) = self.take(&vm.id, Request::DeleteSnapshot).await?;
         let (name, id) = (domain_name(&vm.id), snap.id.clone());
         match self.hv_call(move |hv| hv.delete_snapshot(&name, &id)).await {
             Ok(()) | Err(AppError::NotFound(_)) => {}
@@ -741,13 +729,7 @@ impl App {
             })?;
             // The state is checked and the server claimed in one turn: nothing can start it
             // in between.
-            let _turn = self.turn(&vm.id).await;
-            let vm = self.reload(&vm.id).await?;
-            if vm.state != VmState::Stopped {
-                return Err(AppError::Conflict(
-                    "Stop the server before restoring its disk, or restore as a new server.".into(),
-                ));
-            }
+            let (vm, _turn, _) = self.take(&vm.id, Request::RestoreInPlace).await?;
             if super::failpoint_for("restore-claim-pause", &vm.id) {
                 // Test support: widens the window between the state check and the claim.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1009,14 +991,13 @@ impl App {
             s.next_run = next_run(&s.time, now).map(db::rfc3339);
             let (key, row) = (vm_id.clone(), s.clone());
             let _ = self.db.call(move |c| q::set_schedule(c, &key, &row)).await;
-            let turn = self.turn(&vm_id).await;
-            let key = vm_id.clone();
-            let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
-                continue;
-            };
-            let Ok(vm) = self.settled(vm) else {
-                tracing::warn!(vm = %vm_id, "scheduled backup skipped: the server is busy");
-                continue;
+            let (vm, turn) = match self.take(&vm_id, Request::DiskWork).await {
+                Ok((vm, turn, _)) => (vm, turn),
+                Err(AppError::NotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(vm = %vm_id, why = %e, "scheduled backup skipped: the server is busy");
+                    continue;
+                }
             };
             match self.backup_job(vm, turn, true).await {
                 Ok(job) => started.push(job),

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nuage_shared::VmState;
+use super::lifecycle::{decide, Decision, Request};
 
+use super::paths::domain_name;
 use super::tickets::Tickets;
 pub use super::tickets::TICKET_TTL;
-use super::paths::domain_name;
 use super::{Actor, App, AppError};
 use crate::hypervisor::ConsoleStream;
 
@@ -77,11 +77,9 @@ impl App {
         vm_id: &str,
     ) -> Result<IssuedTicket, AppError> {
         let vm = self.get_vm(actor, vm_id).await?;
-        if !matches!(vm.state, VmState::Running | VmState::Paused) {
-            return Err(AppError::Conflict(format!(
-                "A {} server has no screen to show.",
-                vm.state.as_str()
-            )));
+        // A look at the state, not a change of it: no turn is needed.
+        if let Decision::Deny(why) = decide(vm.state, None, Request::Console) {
+            return Err(AppError::Conflict(why.sentence()));
         }
         let grant = Grant {
             actor: actor.clone(),

@@ -66,14 +66,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl App {
-    /// 409 when a job works on the server.
-    pub(super) fn check_not_busy(&self, vm_id: &str) -> Result<(), AppError> {
-        match lock(&self.jobs.busy).get(vm_id) {
-            Some(what) => Err(AppError::Conflict(format!(
-                "{what} of this server is in progress; wait for it or cancel its job."
-            ))),
-            None => Ok(()),
-        }
+    /// The job that holds the server busy ("A backup"), if one does. Ask it holding the
+    /// server's turn: the lifecycle table decides with it (`turns.rs`).
+    pub(super) fn busy_with(&self, vm_id: &str) -> Option<&'static str> {
+        lock(&self.jobs.busy).get(vm_id).copied()
     }
 
     /// Marks the server busy for `what` (e.g. "A backup"), or 409 when it is already. Call it
@@ -85,9 +81,9 @@ impl App {
     ) -> Result<Busy, AppError> {
         let mut busy = lock(&self.jobs.busy);
         if let Some(other) = busy.get(vm_id) {
-            return Err(AppError::Conflict(format!(
-                "{other} of this server is in progress; wait for it or cancel its job."
-            )));
+            return Err(AppError::Conflict(
+                super::lifecycle::Denied::Busy(other).sentence(),
+            ));
         }
         busy.insert(vm_id.to_owned(), what);
         Ok(Busy {

@@ -281,7 +281,10 @@ impl App {
         let servers = list
             .into_iter()
             .map(|vm| {
-                let last = store.get(&vm.id).and_then(|h| h.last.as_ref()).map(|(_, s)| s.clone());
+                let last = store
+                    .get(&vm.id)
+                    .and_then(|h| h.last.as_ref())
+                    .map(|(_, s)| s.clone());
                 (vm, last)
             })
             .collect();

@@ -8,8 +8,8 @@
 mod accel;
 pub mod audit;
 pub mod auth;
-pub mod backups;
 mod background;
+pub mod backups;
 pub mod console;
 pub mod error;
 pub mod export;
@@ -17,6 +17,7 @@ pub mod host;
 pub mod housekeeping;
 pub mod images;
 pub mod jobs;
+mod lifecycle;
 pub mod metrics;
 pub mod paths;
 pub mod ratelimit;

@@ -300,4 +300,3 @@ async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
 async fn host(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<HostInfo>> {
     Ok(Json(app.host_info(&actor).await?))
 }
-
