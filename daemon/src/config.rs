@@ -399,8 +399,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 pub fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn default_web_dir() -> Option<PathBuf> {

@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod metrics;
 pub mod paths;
 pub mod ratelimit;
+mod record;
 pub mod resources;
 mod restart;
 pub mod revoke;

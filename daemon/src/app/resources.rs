@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 
-use nuage_shared::{
-    Allocation, HostCapacity, LimitOverrides, NetworkInfo, ResourceLimits, UserDetail, Vm,
-};
+use nuage_shared::{Allocation, HostCapacity, LimitOverrides, NetworkInfo, ResourceLimits, Vm};
 
-use super::{Actor, App, AppError};
+use super::{App, AppError};
 use crate::cidr::Cidr;
 use crate::config::{HostPolicy, NetworkMode};
 use crate::db::{self, vms, Db};
@@ -306,78 +304,6 @@ impl App {
             bandwidth_note: self.net.bandwidth.clone().err(),
         };
         Ok((capacity, network))
-    }
-
-    /// Gives an address to every server of this host that has none (servers created before
-    /// the daemon managed a network): recorded, handed out by DHCP, and in the definition the
-    /// server boots with next.
-    pub async fn assign_missing_addresses(&self) -> Result<usize, AppError> {
-        let host = self.daemon_id.clone();
-        let bare: Vec<Vm> = self
-            .db
-            .call(move |c| vms::list_on_host(c, &host))
-            .await?
-            .into_iter()
-            .filter(|v| v.ip_addresses.is_empty())
-            .collect();
-        for vm in &bare {
-            let (net, cidr, id) = (self.net.name.clone(), self.net.cidr, vm.id.clone());
-            let Some((ip, mac)) = self
-                .db
-                .call(move |c| vms::assign_address(c, &net, cidr, &id))
-                .await?
-            else {
-                tracing::error!(vm = %vm.id, "no free address left for an existing server");
-                break;
-            };
-            let (net, host) = (
-                self.net.name.clone(),
-                DhcpHost {
-                    mac: mac.clone(),
-                    ip: ip.clone(),
-                },
-            );
-            self.hv_call(move |hv| hv.set_dhcp_host(&net, &host, true))
-                .await?;
-            let vm = Vm {
-                ip_addresses: vec![ip],
-                mac_address: Some(mac),
-                ..vm.clone()
-            };
-            self.redefine(&vm).await?;
-        }
-        Ok(bare.len())
-    }
-
-    /// `PUT /users/{id}/limits` (admins): limits for all of a user's servers. Servers take them
-    /// at their next boot (their definitions are updated now).
-    pub async fn set_user_limits(
-        &self,
-        actor: &Actor,
-        user_id: &str,
-        limits: LimitOverrides,
-    ) -> Result<UserDetail, AppError> {
-        actor.require_admin()?;
-        limits.validate().map_err(|m| AppError::Invalid(m.into()))?;
-        let id = user_id.to_owned();
-        if !self
-            .db
-            .call(move |c| db::users::set_limits(c, &id, &limits))
-            .await?
-        {
-            return Err(AppError::NotFound("user"));
-        }
-        let owner = user_id.to_owned();
-        for vm in self.db.call(move |c| vms::list(c, Some(&owner))).await? {
-            if vm.host_id == self.daemon_id {
-                self.redefine(&vm).await?;
-            }
-        }
-        let id = user_id.to_owned();
-        self.db
-            .call(move |c| db::users::user_detail(c, &id))
-            .await?
-            .ok_or(AppError::NotFound("user"))
     }
 }
 

@@ -9,6 +9,7 @@ mod backups;
 mod console;
 mod events;
 mod images;
+mod layering;
 mod resources;
 mod service;
 mod tokens;

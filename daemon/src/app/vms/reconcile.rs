@@ -1,12 +1,13 @@
 //! Reconciliation at start: the records and libvirt brought into agreement.
 
-use nuage_shared::{StopReason, VmState};
+use nuage_shared::{StopReason, Vm, VmState};
 
 use super::remove_domain_and_files;
 use crate::app::lifecycle::{self, decide, Decision, Plan, Request};
 use crate::app::paths::{domain_name, vm_dir, vm_id_of};
-use crate::app::AppError;
+use crate::app::{App, AppError};
 use crate::db::{self, vms};
+use crate::hypervisor::network::DhcpHost;
 use crate::hypervisor::{HvError, Hypervisor};
 
 /// Brings the database and libvirt into agreement at start (also after SIGKILL): a half-created
@@ -63,4 +64,47 @@ pub(in crate::app) fn reconcile(
         }
     }
     Ok(())
+}
+
+impl App {
+    /// Gives an address to every server of this host that has none (servers created before
+    /// the daemon managed a network): recorded, handed out by DHCP, and in the definition the
+    /// server boots with next.
+    pub async fn assign_missing_addresses(&self) -> Result<usize, AppError> {
+        let host = self.daemon_id.clone();
+        let bare: Vec<Vm> = self
+            .db
+            .call(move |c| vms::list_on_host(c, &host))
+            .await?
+            .into_iter()
+            .filter(|v| v.ip_addresses.is_empty())
+            .collect();
+        for vm in &bare {
+            let (net, cidr, id) = (self.net.name.clone(), self.net.cidr, vm.id.clone());
+            let Some((ip, mac)) = self
+                .db
+                .call(move |c| vms::assign_address(c, &net, cidr, &id))
+                .await?
+            else {
+                tracing::error!(vm = %vm.id, "no free address left for an existing server");
+                break;
+            };
+            let (net, host) = (
+                self.net.name.clone(),
+                DhcpHost {
+                    mac: mac.clone(),
+                    ip: ip.clone(),
+                },
+            );
+            self.hv_call(move |hv| hv.set_dhcp_host(&net, &host, true))
+                .await?;
+            let vm = Vm {
+                ip_addresses: vec![ip],
+                mac_address: Some(mac),
+                ..vm.clone()
+            };
+            self.redefine(&vm).await?;
+        }
+        Ok(bare.len())
+    }
 }
