@@ -12,7 +12,6 @@ mod background;
 pub mod backups;
 pub mod console;
 pub mod error;
-pub mod export;
 pub mod host;
 pub mod housekeeping;
 pub mod images;

@@ -175,7 +175,7 @@ pub async fn export_vm(
     q: QueryResult<ExportQuery>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let crate::app::export::Export {
+    let crate::app::backups::export::Export {
         file,
         size,
         name,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use nuage_shared::{Job, JobKind};
 
-use super::backups::blocking_lost;
-use super::jobs::Handle;
-use super::{Actor, App, AppError};
+use super::blocking_lost;
+use crate::app::jobs::Handle;
+use crate::app::{Actor, App, AppError};
 
 /// An archive ready to stream: open and already unlinked (nothing is left behind whatever
 /// happens to the download).
@@ -154,7 +154,7 @@ impl App {
     async fn export_job(
         self: &Arc<Self>,
         vm: nuage_shared::Vm,
-        busy: super::jobs::Busy,
+        busy: crate::app::jobs::Busy,
         abandon: &Abandon,
     ) -> Result<Export, AppError> {
         // The job, one per server, charged to the owner's disk quota, in one transaction.
