@@ -1,6 +1,6 @@
 //! Snapshots, backups, backup schedules and jobs.
 
-use nuage_shared::{Backup, BackupSchedule, Job, JobKind, JobState, Quota, Snapshot};
+use nuage_shared::{Backup, BackupSchedule, BackupState, Job, JobKind, JobState, Quota, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::vms::HostRoom;
@@ -95,7 +95,7 @@ fn backup_from(r: &Row<'_>) -> rusqlite::Result<Backup> {
         vm_name: r.get(2)?,
         owner_id: r.get(3)?,
         created_at: r.get(4)?,
-        state: r.get(5)?,
+        state: BackupState::parse(&r.get::<_, String>(5)?).unwrap_or(BackupState::Running),
         size_bytes: r.get::<_, u64>(6)?,
         quota_gib: r.get::<_, u64>(7)?,
         disk_gib: r.get::<_, u64>(8)?,
@@ -116,7 +116,7 @@ pub fn insert_backup(c: &Connection, b: &Backup, host_id: &str) -> Result<(), Db
             b.owner_id,
             host_id,
             b.created_at,
-            b.state,
+            b.state.as_str(),
             b.size_bytes as i64,
             b.quota_gib as i64,
             b.disk_gib as i64,

@@ -10,7 +10,7 @@ use nuage_shared::{
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::{ApiResult, AppState};
-use crate::app::vms::VmAction;
+use crate::app::vms::{ListScope, VmAction};
 use crate::app::Actor;
 
 /// The disk images servers can be created from.
@@ -93,7 +93,12 @@ pub async fn list_vms(
     query: Result<Query<ListVmsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<Vm>>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(Json(app.list_vms(&actor, q.all).await?))
+    let scope = if q.all {
+        ListScope::All
+    } else {
+        ListScope::Mine
+    };
+    Ok(Json(app.list_vms(&actor, scope).await?))
 }
 
 /// Create a server within quota from an image; it boots unless `start` is false.

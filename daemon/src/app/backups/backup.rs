@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use nuage_shared::BackupState;
 use nuage_shared::{Backup, Job, JobKind, Quota, Vm};
 
 use super::{blocking_lost, mkdir, GIB};
@@ -39,7 +40,7 @@ impl App {
             vm_name: vm.name.clone(),
             owner_id: vm.owner_id.clone(),
             created_at: db::now_rfc3339(),
-            state: "running".into(),
+            state: BackupState::Running,
             size_bytes: 0,
             quota_gib: vm.disk_gib,
             disk_gib: vm.disk_gib,
@@ -126,7 +127,7 @@ impl App {
         };
         let scheduled: Vec<Backup> = list
             .into_iter()
-            .filter(|b| b.scheduled && b.state == "ready")
+            .filter(|b| b.scheduled && b.state == BackupState::Ready)
             .collect();
         for old in scheduled.iter().skip(schedule.keep as usize) {
             self.remove_backup(old).await;
@@ -179,7 +180,7 @@ impl App {
     /// `DELETE /backups/{bid}`: removes the archive and frees its quota.
     pub async fn delete_backup(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
         let b = self.visible_backup(actor, id).await?;
-        if b.state != "ready" {
+        if b.state != BackupState::Ready {
             return Err(AppError::Conflict(
                 "This backup is still being made; cancel its job instead.".into(),
             ));

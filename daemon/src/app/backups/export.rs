@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use nuage_shared::BackupState;
 use nuage_shared::{Job, JobKind};
 
 use super::blocking_lost;
@@ -114,7 +115,7 @@ impl App {
         if let Some(bid) = backup {
             let b = self.visible_backup(actor, &bid).await?;
             let vm = self.visible_vm(actor, vm_id).await?;
-            if b.vm_id != vm.id || b.state != "ready" {
+            if b.vm_id != vm.id || b.state != BackupState::Ready {
                 return Err(AppError::NotFound("backup"));
             }
             let file = self.backup_file(&b.id);

@@ -8,12 +8,13 @@ use std::time::Duration;
 use nuage_shared::{
     limits, validate_hostname, validate_vm_name, Backup, Job, JobKind, RestoreBackup, Vm,
 };
+use nuage_shared::{BackupState, RestoreTarget};
 
 use super::{archive_error, blocking_lost, mkdir, Description, FORMAT, GIB};
 use crate::app::jobs::Handle;
 use crate::app::lifecycle::Request;
 use crate::app::paths::domain_name;
-use crate::app::vms::{DiskSource, SeedInput};
+use crate::app::vms::{AfterCreate, DiskSource, SeedInput};
 use crate::app::{Actor, App, AppError};
 use crate::archive::{self, ArchiveError};
 use crate::db::{self, backups as q};
@@ -129,7 +130,7 @@ impl App {
             keys: Vec::new(),
             password: None,
         };
-        self.provision(vm, DiskSource::File(disk), seed, false)
+        self.provision(vm, DiskSource::File(disk), seed, AfterCreate::LeaveStopped)
             .await
     }
 
@@ -142,14 +143,15 @@ impl App {
         req: RestoreBackup,
     ) -> Result<Job, AppError> {
         let b = self.visible_backup(actor, id).await?;
-        if b.state != "ready" {
+        if b.state != BackupState::Ready {
             return Err(AppError::Conflict(
                 "This backup is still being made.".into(),
             ));
         }
         let mut busy = None;
-        let target = if req.as_new {
-            if let Some(n) = &req.name {
+        let asked = req.target();
+        let target = if let RestoreTarget::AsNew { name } = &asked {
+            if let Some(n) = name {
                 validate_vm_name(n).map_err(|m| AppError::Invalid(m.into()))?;
             }
             None
@@ -183,12 +185,18 @@ impl App {
         let (job, handle) = self
             .job_begin_charged(job, charge, "This restore runs already.")
             .await?;
+        let new_name = match asked {
+            RestoreTarget::AsNew { name } => name,
+            RestoreTarget::InPlace => None,
+        };
         let app = self.clone();
         let started = job.clone();
         tokio::spawn(async move {
             let _busy = busy;
             let mut job = job;
-            let outcome = app.run_restore(&b, target, req, &mut job, &handle).await;
+            let outcome = app
+                .run_restore(&b, target, new_name, &mut job, &handle)
+                .await;
             app.job_end(job, outcome.as_ref().map(drop)).await;
         });
         Ok(started)
@@ -198,7 +206,7 @@ impl App {
         &self,
         b: &Backup,
         target: Option<Vm>,
-        req: RestoreBackup,
+        new_name: Option<String>,
         job: &mut Job,
         handle: &Arc<Handle>,
     ) -> Result<(), AppError> {
@@ -222,7 +230,7 @@ impl App {
         .map_err(blocking_lost)??;
         match target {
             None => {
-                let name = req.name.unwrap_or_else(|| {
+                let name = new_name.unwrap_or_else(|| {
                     let mut n = format!("{}-restored", desc.name);
                     n.truncate(63);
                     n

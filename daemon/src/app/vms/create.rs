@@ -11,7 +11,8 @@ use nuage_shared::{
 };
 
 use super::{
-    cap_memory, check_range, footprint, name_taken, remove_domain_and_files, validate_keys, GIB,
+    cap_memory, check_range, footprint, name_taken, remove_domain_and_files, validate_keys,
+    AfterCreate, GIB,
 };
 use crate::app::paths::domain_name;
 use crate::app::{Actor, App, AppError};
@@ -86,8 +87,12 @@ impl App {
             keys: req.ssh_authorized_keys,
             password: req.password,
         };
-        self.provision(vm, disk, seed, req.start.unwrap_or(true))
-            .await
+        let then = if req.start.unwrap_or(true) {
+            AfterCreate::Start
+        } else {
+            AfterCreate::LeaveStopped
+        };
+        self.provision(vm, disk, seed, then).await
     }
 
     /// A new server's record on this host, `creating`, before its reservation. `size` is
@@ -143,13 +148,13 @@ impl App {
 
     /// Makes a reserved server real: its folder, its disk (a linked clone of an image, or a
     /// standalone qcow2 file moved in), its seed, its DHCP entry and its domain; boots it when
-    /// `start`. Any failure undoes all of it, reservation included.
+    /// `then` says so. Any failure undoes all of it, reservation included.
     pub(in crate::app) async fn provision(
         &self,
         vm: Vm,
         disk: DiskSource,
         seed: SeedInput,
-        start: bool,
+        then: AfterCreate,
     ) -> Result<Vm, AppError> {
         let owner = self.owner_limits(&vm.owner_id).await?;
         let limits = self.limits_of(&vm, vm.vcpus, vm.memory_mib, owner);
@@ -192,7 +197,7 @@ impl App {
             hv.set_dhcp_host(&net, &dhcp, true)?;
             hv.define(&spec.to_xml()?)?;
             crate::failpoints::failpoint("create-after-define");
-            if start {
+            if then == AfterCreate::Start {
                 hv.start(&spec.name)?;
                 cap_memory(
                     hv.as_ref(),
@@ -212,7 +217,7 @@ impl App {
             self.discard(&vm).await;
             return Err(e);
         }
-        let settled = if start {
+        let settled = if then == AfterCreate::Start {
             VmState::Running
         } else {
             VmState::Stopped

@@ -30,6 +30,22 @@ use crate::hypervisor::{HvError, Hypervisor};
 
 const GIB: u64 = 1 << 30;
 
+/// Whose servers a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope {
+    /// The caller's own.
+    Mine,
+    /// Every server on the host (admins).
+    All,
+}
+
+/// What a new server does once provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCreate {
+    Start,
+    LeaveStopped,
+}
+
 pub(super) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     what: &str,
     v: T,
@@ -92,12 +108,15 @@ fn growth(before: &Quota, after: &Quota) -> Quota {
 }
 
 impl App {
-    /// `GET /vms`: the caller's servers; with `all`, an admin's view of every server.
-    pub async fn list_vms(&self, actor: &Actor, all: bool) -> Result<Vec<Vm>, AppError> {
-        if all {
-            actor.require_admin()?;
-        }
-        let owner = (!all).then(|| actor.user_id.clone());
+    /// `GET /vms`: the caller's servers, or an admin's view of every server.
+    pub async fn list_vms(&self, actor: &Actor, scope: ListScope) -> Result<Vec<Vm>, AppError> {
+        let owner = match scope {
+            ListScope::Mine => Some(actor.user_id.clone()),
+            ListScope::All => {
+                actor.require_admin()?;
+                None
+            }
+        };
         let mut list = self
             .db
             .call(move |c| vms::list(c, owner.as_deref()))

@@ -1,0 +1,23 @@
+//! The audit log.
+
+use serde::{Deserialize, Serialize};
+
+/// One state-changing request, as `GET /audit` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    /// e.g. `POST /api/v1/vms/{id}/{action}` or `auth.login`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub vm_id: Option<String>,
+    /// The client's address.
+    pub client: Option<String>,
+    /// `success`, `denied` (4xx) or `failed` (5xx).
+    pub outcome: String,
+    pub status: Option<u16>,
+}

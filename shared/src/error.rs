@@ -1,0 +1,55 @@
+//! Error responses: the body, and the codes with their HTTP statuses.
+
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// A sentence for a person. Never carries SQL, libvirt or file-system text.
+    pub message: String,
+}
+
+/// The machine-readable error codes of API.md, one per documented status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Invalid,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    InsufficientCapacity,
+    Conflict,
+    RateLimited,
+    Unavailable,
+    /// A bug in the daemon (any 5xx other than 503/507). The message says no more than that.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status API.md fixes for this code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Invalid => 422,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::InsufficientCapacity => 507,
+        }
+    }
+}
