@@ -36,15 +36,12 @@ async fn snapshot_backup_restore_and_a_move_to_another_host_keep_the_disk_intact
     let (a, admin, image) = Daemon::with_guest_image(&[]).await;
     let quota = json!({"vcpus": 4, "memory_mib": 1024, "disk_gib": 10, "vms": 3, "snapshots": 2});
     let alice = a.user(&admin, "alice", "alice-pass", quota.clone()).await;
-    let (status, vm) = alice
-        .post(
-            "/api/v1/vms",
-            json!({"name": "web", "hostname": "moved-web", "image_id": image, "vcpus": 1,
-                   "memory_mib": 256, "disk_gib": 1, "start": false}),
+    let (id, _) = alice
+        .create_small_vm(
+            &image,
+            json!({"name": "web", "hostname": "moved-web", "start": false}),
         )
         .await;
-    assert_eq!(status, 201, "{vm}");
-    let id = vm["id"].as_str().unwrap().to_owned();
     let dir = a.data_dir().join("vms").join(&id);
     let disk = dir.join("disk.qcow2");
 
@@ -81,10 +78,7 @@ async fn snapshot_backup_restore_and_a_move_to_another_host_keep_the_disk_intact
     );
 
     // Running: a snapshot with memory; reverting to it leaves the guest running.
-    let (status, body) = alice
-        .post(&format!("/api/v1/vms/{id}/start"), json!({}))
-        .await;
-    assert_eq!(status, 202, "{body}");
+    alice.act(&id, "start").await;
     wait_serial(
         &dir.join("serial.log"),
         "NUAGE-HOSTNAME=moved-web",
@@ -229,14 +223,7 @@ async fn a_daemon_killed_during_a_backup_or_an_import_fails_the_job_and_leaves_n
     let (mut a, admin, image) = Daemon::with_guest_image(&points).await;
     let quota = json!({"vcpus": 4, "memory_mib": 1024, "disk_gib": 10, "vms": 3, "snapshots": 2});
     let alice = a.user(&admin, "alice", "alice-pass", quota).await;
-    let (status, vm) = alice
-        .post(
-            "/api/v1/vms",
-            json!({"name": "web", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{vm}");
-    let id = vm["id"].as_str().unwrap().to_owned();
+    let (id, _) = alice.create_small_vm(&image, json!({"name": "web"})).await;
     let disk = a.data_dir().join("vms").join(&id).join("disk.qcow2");
     let before = hash(disk.clone()).await;
     let work = a.data_dir().join("work");

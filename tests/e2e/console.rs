@@ -332,10 +332,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     alice.click(Locator::Id("action-start")).await;
     wait_text(&alice, "#server-state", "running", 60).await;
     let id = url.path().rsplit('/').next().unwrap().to_owned();
-    let (status, _) = admin
-        .post(&format!("/api/v1/vms/{id}/stop"), json!({}))
-        .await;
-    assert_eq!(status, 202);
+    admin.act(&id, "stop").await;
     let live = wait_text(&alice, "#server-state", "stopped", 10).await;
     eprintln!("a stop made elsewhere showed on the page {live:.2?} after the API answered");
     alice.screenshot("console-05-stopped-live").await;

@@ -15,14 +15,8 @@ async fn running_server(
 ) -> (nuage_e2e::Api, String) {
     let quota = json!({"vcpus": 2, "memory_mib": 512, "disk_gib": 2, "vms": 2, "snapshots": 0});
     let alice = daemon.user(admin, name, "alice-pass", quota).await;
-    let (status, vm) = alice
-        .post(
-            "/api/v1/vms",
-            json!({"name": name, "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{vm}");
-    (alice, vm["id"].as_str().unwrap().to_owned())
+    let (id, _) = alice.create_small_vm(image, json!({"name": name})).await;
+    (alice, id)
 }
 
 /// The owner's events socket (through a ticket).

@@ -88,11 +88,9 @@ async fn first_frame(
 #[tokio::test(flavor = "multi_thread")]
 async fn an_rfb_client_reaches_the_guest_screen_through_the_relay() {
     let (daemon, admin, image) = Daemon::with_guest_image(&[]).await;
-    let (status, vm) = admin
-        .post("/api/v1/vms", json!({"name": "screen", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}))
+    let (id, _) = admin
+        .create_small_vm(&image, json!({"name": "screen"}))
         .await;
-    assert_eq!(status, 201);
-    let id = vm["id"].as_str().unwrap().to_owned();
 
     let (status, ticket) = admin
         .post(&format!("/api/v1/vms/{id}/console"), json!({}))

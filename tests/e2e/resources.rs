@@ -68,14 +68,9 @@ async fn a_running_server_is_limited_filtered_addressed_and_measured() {
     let alice = daemon
         .user(&admin, "alice", "alice-pass", quota.clone())
         .await;
-    let (status, vm) = alice
-        .post(
-            "/api/v1/vms",
-            json!({"name": "metered", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1}),
-        )
+    let (id, vm) = alice
+        .create_small_vm(&image, json!({"name": "metered"}))
         .await;
-    assert_eq!(status, 201, "{vm}");
-    let id = vm["id"].as_str().unwrap().to_owned();
     let ip = vm["ip_addresses"][0]
         .as_str()
         .expect("an address")

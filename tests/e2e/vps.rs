@@ -83,10 +83,7 @@ async fn a_tenant_runs_a_real_server_from_create_to_delete() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = alice
-        .post(&format!("/api/v1/vms/{id}/start"), json!({}))
-        .await;
-    assert_eq!(status, 202);
+    alice.act(&id, "start").await;
     let xml = domain_xml(&domain, false).unwrap();
     assert!(xml.contains(">2</vcpu>"), "{xml}");
     assert!(xml.contains("<memory unit='KiB'>393216</memory>"), "{xml}");
