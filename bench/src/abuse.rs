@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{spawn_simulated, PASSWORD};
+use crate::support::{spawn_simulated, PASSWORD};
 
 /// p50 and p99 of `n` sequential `GET /healthz`, ms.
 async fn healthz_latency(http: &reqwest::Client, url: &str, n: usize) -> (f64, f64) {

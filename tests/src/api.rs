@@ -10,6 +10,35 @@ pub struct Api {
 }
 
 impl Api {
+    /// Signs `user` in at the daemon at `base`; a client with their token.
+    pub async fn sign_in(base: &str, user: &str, password: &str) -> Api {
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await
+            .expect("login request")
+            .json()
+            .await
+            .expect("login body");
+        let token = resp["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {resp}"));
+        Api::new(base, token)
+    }
+
+    /// The bearer token this client sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The signed-in user's id (`GET /me`).
+    pub async fn my_id(&self) -> String {
+        let (status, me) = self.get("/api/v1/me").await;
+        assert_eq!(status, 200, "{me}");
+        me["user"]["id"].as_str().expect("an id").to_owned()
+    }
+
     /// A client of the daemon at `base` (`http://127.0.0.1:PORT`) with a bearer `token`.
     pub fn new(base: &str, token: &str) -> Api {
         Api {

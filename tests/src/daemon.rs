@@ -192,16 +192,10 @@ impl Daemon {
 
     /// Signs `user` in and returns the token.
     pub async fn token_of(&self, user: &str, password: &str) -> String {
-        let resp: serde_json::Value = reqwest::Client::new()
-            .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({"username": user, "password": password}))
-            .send()
+        Api::sign_in(&self.base_url, user, password)
             .await
-            .expect("login request")
-            .json()
-            .await
-            .expect("login body");
-        resp["token"].as_str().expect("a token").to_owned()
+            .token()
+            .to_owned()
     }
 
     /// Has the admin create user `name` with `quota`, signs them in, and returns their API.
