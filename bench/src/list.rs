@@ -53,10 +53,10 @@ pub(crate) async fn insert_servers(app: &Arc<App>, owner: &str, n: usize) -> Vec
             )?;
             for (i, id) in rows.iter().enumerate() {
                 let vm = Vm {
-                    id: id.clone(),
+                    id: id.clone().into(),
                     name: format!("server-{i}"),
-                    owner_id: owner.clone(),
-                    host_id: host.clone(),
+                    owner_id: owner.clone().into(),
+                    host_id: host.clone().into(),
                     state: VmState::Running,
                     vcpus: 1,
                     memory_mib: 256,

@@ -2,14 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Job, Vm};
+use crate::{BackupId, Job, SnapshotId, UserId, Vm, VmId};
 
 /// A point a server's disk (and, when taken while it ran, its memory) can go back to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
-    pub id: String,
-    pub vm_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: SnapshotId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub vm_id: VmId,
     pub name: String,
     pub created_at: String,
     /// True when the snapshot holds the running guest's memory too: reverting to it resumes the
@@ -30,11 +32,14 @@ pub struct CreateSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backup {
-    pub id: String,
-    pub vm_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: BackupId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub vm_id: VmId,
     /// The server's name when it was backed up.
     pub vm_name: String,
-    pub owner_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub owner_id: UserId,
     pub created_at: String,
     /// `running` while the job works, then `ready`.
     pub state: BackupState,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Job, MetricSample, StopReason, Vm, VmState};
+use crate::{Job, MetricSample, StopReason, Vm, VmId, VmState};
 
 /// `POST /vms/{id}/console`: a single-use ticket for the server's screen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +23,8 @@ pub struct ConsoleTicket {
 pub enum Event {
     /// A VPS changed state (from libvirt's own lifecycle events).
     VmState {
-        vm_id: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        vm_id: VmId,
         state: VmState,
         at: String,
         /// Why it stopped, when it did.
@@ -33,9 +34,16 @@ pub enum Event {
     /// A VPS appeared, changed size or name.
     VmUpdated { vm: Box<Vm> },
     /// A VPS is gone.
-    VmDeleted { vm_id: String },
+    VmDeleted {
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        vm_id: VmId,
+    },
     /// A new usage sample of a VPS (every sampling interval while it runs).
-    Metrics { vm_id: String, sample: MetricSample },
+    Metrics {
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        vm_id: VmId,
+        sample: MetricSample,
+    },
     /// A job started, progressed or ended.
     Job { job: Job },
     /// The connection fell behind and `missed` events were dropped: reload the list.

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ImageId;
+
 /// A disk image VPS are created from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Image {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: ImageId,
     pub name: String,
     /// `qcow2` or `raw`.
     pub format: String,

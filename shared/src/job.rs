@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{BackupId, JobId, UserId, VmId};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -47,17 +49,21 @@ impl JobState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: JobId,
     pub kind: JobKind,
     pub state: JobState,
     /// 0..1.
     pub progress: f64,
     /// Why it failed, in a sentence for the user.
     pub error: Option<String>,
-    pub owner_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub owner_id: UserId,
     /// The server it works on (for an import or a restore as new: the server it made).
-    pub vm_id: Option<String>,
-    pub backup_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub vm_id: Option<VmId>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub backup_id: Option<BackupId>,
     pub created_at: String,
     pub finished_at: Option<String>,
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::VmId;
+
 /// One sample of a server's use, averaged over the sampling interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -24,7 +26,8 @@ pub struct MetricSample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmMetrics {
-    pub vm_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub vm_id: VmId,
     /// Seconds between recent samples; older ones are averaged over longer steps.
     pub interval_secs: u32,
     pub samples: Vec<MetricSample>,

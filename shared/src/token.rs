@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::TokenId;
+
 /// A personal API token as `GET /tokens` lists it (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: TokenId,
     pub name: String,
     pub created_at: String,
     pub expires_at: Option<String>,
@@ -28,7 +31,8 @@ pub struct CreateToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewToken {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: TokenId,
     pub token: String,
     pub name: String,
     pub expires_at: Option<String>,

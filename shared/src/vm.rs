@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{HostId, ImageId, UserId, VmId};
+
 /// The limits the host enforces on one server (`GET /vms/{id}`), from its size, the host's policy
 /// and any override an admin set on its owner or on the server. Rates of 0 mean unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,18 +195,22 @@ impl VmAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vm {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: VmId,
     pub name: String,
-    pub owner_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub owner_id: UserId,
     /// The host (daemon) that holds it.
-    pub host_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub host_id: HostId,
     pub state: VmState,
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,
     /// The image it was made from; empty for a server imported or restored from an archive
     /// (its disk then stands alone, on no image of this host).
-    pub image_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub image_id: ImageId,
     pub hostname: String,
     pub created_at: String,
     pub ip_addresses: Vec<String>,
@@ -292,7 +298,8 @@ pub struct PendingResize {
 #[serde(deny_unknown_fields)]
 pub struct CreateVm {
     pub name: String,
-    pub image_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub image_id: ImageId,
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,

@@ -79,7 +79,7 @@ impl App {
                 .or(rec.username)
                 .map(|u| cut(&u, FIELD)),
             vm_id: (resource_type == "vms")
-                .then(|| resource_id.clone())
+                .then(|| resource_id.clone().map(Into::into))
                 .flatten(),
             action: cut(&rec.action, 2 * FIELD),
             resource_type,

@@ -22,7 +22,7 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(8 * 3600);
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: String,
+    pub user_id: nuage_shared::UserId,
     pub username: String,
     pub role: Role,
     /// The session this request came through (what logout revokes): a login's `jti`, or
@@ -262,7 +262,7 @@ impl App {
             token,
             expires_at,
             user: User {
-                id: user.id,
+                id: user.id.into(),
                 username: user.username,
                 role: user.role,
             },
@@ -291,7 +291,7 @@ impl App {
             .await?;
         match user {
             Some(u) if u.id == claims.sub => Ok(Actor {
-                user_id: u.id,
+                user_id: u.id.into(),
                 username: u.username,
                 role: u.role,
                 session: claims.jti,
@@ -324,7 +324,7 @@ impl App {
             }
         };
         Ok(user.filter(|u| u.id == actor.user_id).map(|u| Actor {
-            user_id: u.id,
+            user_id: u.id.into(),
             username: u.username,
             role: u.role,
             session: actor.session.clone(),

@@ -83,7 +83,7 @@ impl App {
         }
         let grant = Grant {
             actor: actor.clone(),
-            vm_id: vm.id,
+            vm_id: vm.id.into_string(),
         };
         Ok(IssuedTicket {
             ticket: self.consoles.tickets.issue(grant, Instant::now()),

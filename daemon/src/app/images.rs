@@ -144,7 +144,7 @@ impl App {
 
         let row = ImageRow {
             image: Image {
-                id,
+                id: id.into(),
                 name: name.clone(),
                 format: info.format.into(),
                 virtual_size_bytes: info.virtual_size,

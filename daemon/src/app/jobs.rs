@@ -45,7 +45,7 @@ impl Handle {
 /// Running jobs and busy servers.
 #[derive(Default)]
 pub struct Jobs {
-    running: Mutex<HashMap<String, Arc<Handle>>>,
+    running: Mutex<HashMap<nuage_shared::JobId, Arc<Handle>>>,
     busy: Mutex<HashMap<String, &'static str>>,
 }
 
@@ -104,8 +104,8 @@ impl App {
         self: &Arc<Self>,
         owner_id: &str,
         kind: JobKind,
-        vm_id: Option<String>,
-        backup_id: Option<String>,
+        vm_id: Option<nuage_shared::VmId>,
+        backup_id: Option<nuage_shared::BackupId>,
     ) -> Result<(Job, Arc<Handle>), AppError> {
         let job = Self::job_new(owner_id, kind, vm_id, backup_id);
         let row = job.clone();
@@ -142,16 +142,16 @@ impl App {
     pub(super) fn job_new(
         owner_id: &str,
         kind: JobKind,
-        vm_id: Option<String>,
-        backup_id: Option<String>,
+        vm_id: Option<nuage_shared::VmId>,
+        backup_id: Option<nuage_shared::BackupId>,
     ) -> Job {
         Job {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4().to_string().into(),
             kind,
             state: JobState::Running,
             progress: 0.0,
             error: None,
-            owner_id: owner_id.to_owned(),
+            owner_id: owner_id.into(),
             vm_id,
             backup_id,
             created_at: db::now_rfc3339(),

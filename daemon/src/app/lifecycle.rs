@@ -103,7 +103,10 @@ pub fn decide(state: VmState, busy: Option<&'static str>, request: Request) -> D
             Some((during, after)) => Accept(Plan::Move { during, after }),
             None => not_now,
         }),
-        Request::Update { sizing: false } => Accept(Plan::Proceed { live: false }),
+        // A rename keeps a running server's pending resize pending.
+        Request::Update { sizing: false } => Accept(Plan::Proceed {
+            live: matches!(state, S::Running | S::Paused),
+        }),
         Request::Update { sizing: true } => held(match state {
             S::Stopped => Accept(Plan::Proceed { live: false }),
             S::Running | S::Paused => Accept(Plan::Proceed { live: true }),
@@ -134,19 +137,32 @@ pub fn decide(state: VmState, busy: Option<&'static str>, request: Request) -> D
             S::Running | S::Paused => Accept(Plan::Proceed { live: true }),
             _ => not_now,
         },
-        Request::Observed(now) => match state {
-            S::Creating | S::Deleting | S::Starting => Ignore(Ignored::InFlight(state)),
-            _ if now == state => Ignore(Ignored::Unchanged),
-            _ => Accept(Plan::Settle(now)),
-        },
+        Request::Observed(_) if settles_itself(state) => Ignore(Ignored::InFlight(state)),
+        Request::Observed(now) if now == state => Ignore(Ignored::Unchanged),
+        Request::Observed(now) => Accept(Plan::Settle(now)),
+        Request::Recover { .. } if interrupted(state) => Accept(Plan::Remove),
         Request::Recover { observed } => match (state, observed) {
-            (S::Creating | S::Deleting, _) => Accept(Plan::Remove),
             (_, None) if state == S::Error => Ignore(Ignored::Unchanged),
             (_, None) => Accept(Plan::Settle(S::Error)),
             (_, Some(now)) if now == state => Ignore(Ignored::Unchanged),
             (_, Some(now)) => Accept(Plan::Settle(now)),
         },
     }
+}
+
+/// Whether a change in flight (creating, deleting, starting) will settle the state itself: then
+/// libvirt's events about the server are ignored, and need not even be looked into.
+pub fn settles_itself(state: VmState) -> bool {
+    matches!(
+        state,
+        VmState::Creating | VmState::Deleting | VmState::Starting
+    )
+}
+
+/// Whether a record says a create or a delete was under way when the daemon stopped: at start
+/// the server is removed, whatever libvirt holds of it.
+pub fn interrupted(state: VmState) -> bool {
+    matches!(state, VmState::Creating | VmState::Deleting)
 }
 
 /// An action's states: the one held while libvirt works and the one once its call returned.
@@ -357,11 +373,12 @@ mod tests {
                 }
             }
         }
-        // A rename changes the record only: any state, even under a job.
+        // A rename changes the record only: any state, even under a job; a running (or
+        // paused) server's pending resize stays pending.
         for s in ALL {
             assert_eq!(
                 accepted(s, Some("A backup"), Request::Update { sizing: false }),
-                live(false),
+                live(matches!(s, S::Running | S::Paused)),
                 "rename in {s:?}"
             );
         }

@@ -22,7 +22,7 @@ const COARSE_SPAN: usize = (24 * 3600 / COARSE_STEP) as usize;
 /// Every server's history, by server id.
 #[derive(Default)]
 pub struct Store {
-    inner: Mutex<HashMap<String, History>>,
+    inner: Mutex<HashMap<nuage_shared::VmId, History>>,
 }
 
 #[derive(Default)]
@@ -167,7 +167,7 @@ impl App {
         let stats = self.hv_call(|hv| hv.all_stats()).await?;
         let at = now_ns();
         let host = self.daemon_id.clone();
-        let owners: HashMap<String, String> = self
+        let owners: HashMap<nuage_shared::VmId, nuage_shared::UserId> = self
             .db
             .call(move |c| {
                 Ok(vms::list_on_host(c, &host)?
@@ -187,7 +187,7 @@ impl App {
             // Forget servers that are gone; keep stopped ones' history.
             store.retain(|id, _| owners.contains_key(id));
             for s in stats {
-                let Some(id) = s.name.strip_prefix("nuage-").map(str::to_owned) else {
+                let Some(id) = s.name.strip_prefix("nuage-").map(nuage_shared::VmId::from) else {
                     continue;
                 };
                 let Some(owner) = owners.get(&id) else {

@@ -95,7 +95,7 @@ pub struct App {
 /// An event and whose server it concerns.
 #[derive(Debug, Clone)]
 pub struct OwnedEvent {
-    pub owner_id: String,
+    pub owner_id: nuage_shared::UserId,
     pub event: nuage_shared::Event,
 }
 

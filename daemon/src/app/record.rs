@@ -36,7 +36,7 @@ impl App {
             limits,
             nic,
             name: domain_name(&vm.id),
-            uuid: vm.id.clone(),
+            uuid: vm.id.to_string(),
             domain_type: self.hv.domain_type(self.accel),
             vnc_loopback: self.settings.console_listen == crate::config::ConsoleListen::Loopback,
             vcpus,
@@ -58,8 +58,8 @@ impl App {
             serial_log: Some(dir.join("serial.log")),
             tag: DomainTag {
                 daemon: self.daemon_id.clone(),
-                owner: vm.owner_id.clone(),
-                vps: vm.id.clone(),
+                owner: vm.owner_id.to_string(),
+                vps: vm.id.to_string(),
             },
         }
     }

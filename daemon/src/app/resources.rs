@@ -244,7 +244,10 @@ impl App {
         let owners: HashMap<String, LimitOverrides> =
             self.db.call(|c| db::users::all_limits(c)).await?;
         for vm in vms {
-            let owner = owners.get(&vm.owner_id).copied().unwrap_or_default();
+            let owner = owners
+                .get(vm.owner_id.as_str())
+                .copied()
+                .unwrap_or_default();
             vm.limits = self.limits_of(vm, vm.vcpus, vm.memory_mib, owner);
         }
         Ok(())

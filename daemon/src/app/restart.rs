@@ -32,7 +32,7 @@ impl App {
         };
         // The daemon itself acts here, with an administrator's reach.
         let system = Actor {
-            user_id: String::new(),
+            user_id: String::new().into(),
             username: "nuaged".into(),
             role: Role::Admin,
             session: String::new(),
@@ -81,7 +81,7 @@ impl App {
             let name = super::paths::domain_name(&vm.id);
             if let Ok(Some(pid)) = self.hv_call(move |hv| Ok(hv.qemu_pid(&name))).await {
                 if let Ok(mut pids) = self.qemu_pids.lock() {
-                    pids.insert(vm.id, pid);
+                    pids.insert(vm.id.into_string(), pid);
                 }
             }
         }

@@ -95,7 +95,7 @@ impl App {
     /// A place for one more open socket of `actor`'s, or 429 past [`MAX_SOCKETS_PER_USER`].
     pub fn socket_slot(&self, actor: &Actor) -> Result<SocketSlot, AppError> {
         let mut open = self.sockets.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(actor.user_id.clone()).or_insert(0);
+        let n = open.entry(actor.user_id.to_string()).or_insert(0);
         if *n >= MAX_SOCKETS_PER_USER {
             return Err(AppError::RateLimited(format!(
                 "You have {MAX_SOCKETS_PER_USER} live connections open already; close one first."
@@ -104,7 +104,7 @@ impl App {
         *n += 1;
         Ok(SocketSlot {
             open: self.sockets.open.clone(),
-            user_id: actor.user_id.clone(),
+            user_id: actor.user_id.to_string(),
         })
     }
 
@@ -123,7 +123,7 @@ impl App {
         });
         CredentialWatch {
             rx: listener.0,
-            user_id: actor.user_id.clone(),
+            user_id: actor.user_id.to_string(),
             session: actor.session.clone(),
             expires,
         }

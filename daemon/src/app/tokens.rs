@@ -83,7 +83,7 @@ impl App {
         let secret =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let token = ApiToken {
-            id: id.clone(),
+            id: id.clone().into(),
             name: name.to_owned(),
             created_at: db::rfc3339(now),
             expires_at: expires_at.map(db::rfc3339),
@@ -95,7 +95,7 @@ impl App {
             .await?;
         Ok(NewToken {
             token: format!("{PREFIX}{id}_{secret}"),
-            id,
+            id: id.into(),
             name: token.name,
             expires_at: token.expires_at,
         })
@@ -179,7 +179,7 @@ impl App {
         let key = id.to_owned();
         self.db.call(move |c| tokens::touch(c, &key, &now)).await?;
         Ok(Some(Actor {
-            user_id: user.id,
+            user_id: user.id.into(),
             username: user.username,
             role: user.role,
             session: format!("token:{id}"),

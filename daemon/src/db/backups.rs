@@ -3,13 +3,14 @@
 use nuage_shared::{Backup, BackupSchedule, BackupState, Job, JobKind, JobState, Quota, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::refusal::{immediate, naming, refuse};
 use super::vms::HostRoom;
 use super::{DbError, Outcome, Refusal};
 
 fn snapshot_from(r: &Row<'_>) -> rusqlite::Result<Snapshot> {
     Ok(Snapshot {
-        id: r.get(0)?,
-        vm_id: r.get(1)?,
+        id: super::id(r, 0)?,
+        vm_id: super::id(r, 1)?,
         name: r.get(2)?,
         created_at: r.get(3)?,
         with_memory: r.get(4)?,
@@ -22,7 +23,13 @@ pub fn insert_snapshot(c: &Connection, s: &Snapshot) -> Result<(), DbError> {
     c.execute(
         "INSERT INTO snapshots (id, vm_id, name, created_at, with_memory)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![s.id, s.vm_id, s.name, s.created_at, s.with_memory],
+        params![
+            s.id.as_str(),
+            s.vm_id.as_str(),
+            s.name,
+            s.created_at,
+            s.with_memory
+        ],
     )?;
     Ok(())
 }
@@ -37,18 +44,23 @@ pub fn insert_snapshot_admitted(
     more: &Quota,
     room: &HostRoom,
 ) -> Outcome<()> {
-    super::vms::admitted(c, owner, more, room, |tx| {
+    immediate(c, |tx| {
         let (used, quota) = (
             super::users::usage(tx, owner)?,
             super::users::quota(tx, owner)?,
         );
         if used.disk_gib >= quota.disk_gib {
-            return Ok(Err(Refusal::DiskFull {
+            return refuse(Refusal::DiskFull {
                 used_gib: used.disk_gib,
                 quota_gib: quota.disk_gib,
-            }));
+            });
         }
-        insert_snapshot(tx, s)?;
+        if let Some(r) = super::vms::admit(tx, owner, more, room)? {
+            return refuse(r);
+        }
+        if let Err(r) = naming(insert_snapshot(tx, s))? {
+            return refuse(r);
+        }
         Ok(Ok(()))
     })
 }
@@ -90,10 +102,10 @@ const BACKUP_COLUMNS: &str = "id, vm_id, vm_name, owner_id, created_at, state, s
 
 fn backup_from(r: &Row<'_>) -> rusqlite::Result<Backup> {
     Ok(Backup {
-        id: r.get(0)?,
-        vm_id: r.get(1)?,
+        id: super::id(r, 0)?,
+        vm_id: super::id(r, 1)?,
         vm_name: r.get(2)?,
-        owner_id: r.get(3)?,
+        owner_id: super::id(r, 3)?,
         created_at: r.get(4)?,
         state: BackupState::parse(&r.get::<_, String>(5)?).unwrap_or(BackupState::Running),
         size_bytes: r.get::<_, u64>(6)?,
@@ -110,10 +122,10 @@ pub fn insert_backup(c: &Connection, b: &Backup, host_id: &str) -> Result<(), Db
                               size_bytes, quota_gib, disk_gib, scheduled, sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
-            b.id,
-            b.vm_id,
+            b.id.as_str(),
+            b.vm_id.as_str(),
             b.vm_name,
-            b.owner_id,
+            b.owner_id.as_str(),
             host_id,
             b.created_at,
             b.state.as_str(),
@@ -260,14 +272,14 @@ const JOB_COLUMNS: &str =
 
 fn job_from(r: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
-        id: r.get(0)?,
+        id: super::id(r, 0)?,
         kind: kind_parse(&r.get::<_, String>(1)?),
         state: JobState::parse(&r.get::<_, String>(2)?).unwrap_or(JobState::Failed),
         progress: r.get(3)?,
         error: r.get(4)?,
-        owner_id: r.get(5)?,
-        vm_id: r.get(6)?,
-        backup_id: r.get(7)?,
+        owner_id: super::id(r, 5)?,
+        vm_id: super::opt_id(r, 6)?,
+        backup_id: super::opt_id(r, 7)?,
         created_at: r.get(8)?,
         finished_at: r.get(9)?,
     })
@@ -282,7 +294,9 @@ pub fn insert_backup_admitted(
     room: &HostRoom,
 ) -> Outcome<()> {
     super::vms::admitted(c, &b.owner_id, more, room, |tx| {
-        insert_backup(tx, b, host_id)?;
+        if let Err(r) = naming(insert_backup(tx, b, host_id))? {
+            return refuse(r);
+        }
         Ok(Ok(()))
     })
 }
@@ -298,7 +312,9 @@ pub fn insert_job_charged(c: &mut Connection, j: &Job, gib: u64, room: &HostRoom
         snapshots: 0,
     };
     super::vms::admitted(c, &j.owner_id, &more, room, |tx| {
-        save_job(tx, j)?;
+        if let Err(r) = naming(save_job(tx, j))? {
+            return refuse(r);
+        }
         set_job_quota(tx, &j.id, gib)?;
         Ok(Ok(()))
     })
@@ -314,14 +330,14 @@ pub fn save_job(c: &Connection, j: &Job) -> Result<(), DbError> {
              error = excluded.error, vm_id = excluded.vm_id, backup_id = excluded.backup_id,
              finished_at = excluded.finished_at",
         params![
-            j.id,
+            j.id.as_str(),
             kind_str(j.kind),
             j.state.as_str(),
             j.progress,
             j.error,
-            j.owner_id,
-            j.vm_id,
-            j.backup_id,
+            j.owner_id.as_str(),
+            j.vm_id.as_deref(),
+            j.backup_id.as_deref(),
             j.created_at,
             j.finished_at
         ],

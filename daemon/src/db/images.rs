@@ -18,7 +18,7 @@ const COLUMNS: &str = "id, name, format, virtual_size_bytes, os, created_at, pat
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
         image: Image {
-            id: r.get(0)?,
+            id: super::id(r, 0)?,
             name: r.get(1)?,
             format: r.get(2)?,
             virtual_size_bytes: r.get::<_, u64>(3)?,
@@ -35,7 +35,7 @@ pub fn insert(c: &Connection, row: &ImageRow) -> Result<(), DbError> {
         "INSERT INTO images (id, name, format, virtual_size_bytes, os, created_at, path)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
-            i.id,
+            i.id.as_str(),
             i.name,
             i.format,
             i.virtual_size_bytes as i64,

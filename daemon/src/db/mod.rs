@@ -149,6 +149,19 @@ pub fn limits_json(l: &nuage_shared::LimitOverrides) -> Option<String> {
         .then(|| serde_json::to_string(l).unwrap_or_default())
 }
 
+/// A typed id (`VmId`, `UserId`, …) from a TEXT column.
+pub(crate) fn id<T: From<String>>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    Ok(T::from(r.get::<_, String>(i)?))
+}
+
+/// A typed id from a nullable TEXT column.
+pub(crate) fn opt_id<T: From<String>>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<T>> {
+    Ok(r.get::<_, Option<String>>(i)?.map(T::from))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

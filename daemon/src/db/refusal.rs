@@ -38,7 +38,7 @@ pub enum Refusal {
 pub type Outcome<T> = Result<Result<T, Refusal>, DbError>;
 
 /// Runs `step` in one `BEGIN IMMEDIATE` transaction, which commits only when the step neither
-/// failed nor was refused; a UNIQUE violation inside becomes [`Refusal::NameTaken`].
+/// failed nor was refused.
 pub(super) fn immediate<T>(
     c: &mut Connection,
     step: impl FnOnce(&Transaction<'_>) -> Outcome<T>,
@@ -50,7 +50,6 @@ pub(super) fn immediate<T>(
             Ok(Ok(v))
         }
         Ok(Err(r)) => Ok(Err(r)),
-        Err(e) if e.is_unique_violation() => Ok(Err(Refusal::NameTaken)),
         Err(e) => Err(e),
     }
 }
@@ -58,4 +57,14 @@ pub(super) fn immediate<T>(
 /// Shorthand inside a step: refuse with `r`.
 pub(super) fn refuse<T>(r: Refusal) -> Outcome<T> {
     Ok(Err(r))
+}
+
+/// A write whose UNIQUE constraint means "that name is taken" (a server's or snapshot's name,
+/// one export per server): the violation becomes [`Refusal::NameTaken`]; any other stays an
+/// error.
+pub(super) fn naming(write: Result<(), DbError>) -> Outcome<()> {
+    match write {
+        Err(e) if e.is_unique_violation() => refuse(Refusal::NameTaken),
+        other => other.map(Ok),
+    }
 }

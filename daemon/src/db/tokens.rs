@@ -16,7 +16,7 @@ pub fn insert(
         "INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
-            t.id,
+            t.id.as_str(),
             user_id,
             t.name,
             secret_hash,
@@ -35,7 +35,7 @@ pub fn list(c: &Connection, user_id: &str) -> Result<Vec<ApiToken>, DbError> {
     let rows = stmt
         .query_map([user_id], |r| {
             Ok(ApiToken {
-                id: r.get(0)?,
+                id: super::id(r, 0)?,
                 name: r.get(1)?,
                 created_at: r.get(2)?,
                 expires_at: r.get(3)?,

@@ -162,7 +162,7 @@ pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbErr
         quota: quota(c, &id)?,
         usage: usage(c, &id)?,
         role: parse_role(&role),
-        id,
+        id: id.into(),
         username,
         created_at,
     }))

@@ -4,7 +4,7 @@
 use nuage_shared::{Allocation, LimitOverrides, PendingResize, Quota, Vm, VmState};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::refusal::{immediate, refuse};
+use super::refusal::{immediate, naming, refuse};
 use super::{users, DbError, Outcome, Refusal};
 use crate::cidr::Cidr;
 
@@ -19,15 +19,15 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vm> {
     let pending_vcpus: Option<u32> = r.get(11)?;
     let pending_memory: Option<u64> = r.get(12)?;
     Ok(Vm {
-        id: r.get(0)?,
+        id: super::id(r, 0)?,
         name: r.get(1)?,
-        owner_id: r.get(2)?,
-        host_id: r.get(3)?,
+        owner_id: super::id(r, 2)?,
+        host_id: super::id(r, 3)?,
         state: VmState::parse(&r.get::<_, String>(4)?).unwrap_or(VmState::Error),
         vcpus: r.get(5)?,
         memory_mib: r.get::<_, u64>(6)?,
         disk_gib: r.get::<_, u64>(7)?,
-        image_id: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+        image_id: r.get::<_, Option<String>>(8)?.unwrap_or_default().into(),
         hostname: r.get(9)?,
         created_at: r.get(10)?,
         ip_addresses: r.get::<_, Option<String>>(14)?.into_iter().collect(),
@@ -193,15 +193,15 @@ pub fn insert(c: &Connection, vm: &Vm) -> Result<(), DbError> {
                           image_id, hostname, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
-            vm.id,
+            vm.id.as_str(),
             vm.name,
-            vm.owner_id,
-            vm.host_id,
+            vm.owner_id.as_str(),
+            vm.host_id.as_str(),
             vm.state.as_str(),
             vm.vcpus,
             vm.memory_mib as i64,
             vm.disk_gib as i64,
-            (!vm.image_id.is_empty()).then_some(&vm.image_id),
+            (!vm.image_id.is_empty()).then_some(vm.image_id.as_str()),
             vm.hostname,
             vm.created_at
         ],
@@ -412,7 +412,9 @@ pub fn reserve(
     cidr: Cidr,
 ) -> Outcome<(String, String)> {
     admitted(c, &vm.owner_id, more, room, |tx| {
-        insert(tx, vm)?;
+        if let Err(r) = naming(insert(tx, vm))? {
+            return refuse(r);
+        }
         match allocate_address(tx, network, cidr, &vm.id)? {
             Some(address) => Ok(Ok(address)),
             None => refuse(Refusal::NoAddress),
@@ -437,7 +439,9 @@ pub fn resize(
         if let Some(refusal) = admit(tx, &vm.owner_id, more, room)? {
             return refuse(refusal);
         }
-        set_name(tx, &vm.id, &vm.name)?;
+        if let Err(r) = naming(set_name(tx, &vm.id, &vm.name))? {
+            return refuse(r);
+        }
         set_size(tx, &vm.id, vm.vcpus, vm.memory_mib, vm.disk_gib)?;
         set_pending(tx, &vm.id, vm.pending)?;
         Ok(Ok(()))
@@ -474,7 +478,7 @@ pub fn assign_address(
 pub fn add_traffic_all(
     c: &mut Connection,
     month: &str,
-    traffic: &[(String, u64, u64)],
+    traffic: &[(nuage_shared::VmId, u64, u64)],
 ) -> Result<(), DbError> {
     let tx = c.transaction()?;
     for (id, rx, txb) in traffic {

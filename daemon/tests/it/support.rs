@@ -265,7 +265,7 @@ pub async fn raw_http(
 /// An `Actor` for calling the app directly as a tenant (the tests that abandon a call half-way).
 pub fn tenant(user_id: &str, username: &str) -> nuage_daemon::app::Actor {
     nuage_daemon::app::Actor {
-        user_id: user_id.to_owned(),
+        user_id: user_id.into(),
         username: username.to_owned(),
         role: nuage_shared::Role::User,
         session: String::new(),

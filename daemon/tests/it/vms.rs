@@ -160,6 +160,25 @@ async fn a_server_lives_from_create_to_delete() {
         t.get("/api/v1/me", Some(&alice)).await.body["usage"]["vcpus"],
         3
     );
+    // A rename meanwhile keeps the resize pending (and its quota counted).
+    let r = t
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&alice),
+            Some(r#"{"name":"web-live"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (r.body["name"].as_str(), r.body["vcpus"].as_u64()),
+        (Some("web-live"), Some(2))
+    );
+    assert_eq!(r.body["pending"], json!({"vcpus": 3, "memory_mib": 512}));
+    assert_eq!(
+        t.get("/api/v1/me", Some(&alice)).await.body["usage"]["vcpus"],
+        3
+    );
     act(&t, &alice, &id, "stop").await;
     let r = t.get(&path, Some(&alice)).await;
     assert_eq!(r.body["vcpus"], 3);

@@ -172,7 +172,7 @@ pub fn UsersPage() -> impl IntoView {
                     <tbody>
                         {list.into_iter().map(|u| {
                             let (id, q, used) = (u.id.clone(), u.quota, u.usage);
-                            let edit = move |_| editing.set(Some((id.clone(), RwSignal::new(QuotaForm::from(q)))));
+                            let edit = move |_| editing.set(Some((id.to_string(), RwSignal::new(QuotaForm::from(q)))));
                             let del = {
                                 let id = u.id.clone();
                                 move |_| {

@@ -122,7 +122,7 @@ pub fn check(f: &Form, me: &Me, images: &[Image]) -> Result<CreateVm, Vec<(&'sta
     match (problems.is_empty(), vcpus, memory, disk) {
         (true, Some(v), Some(m), Some(d)) => Ok(CreateVm {
             name: f.name.clone(),
-            image_id: f.image_id.clone(),
+            image_id: f.image_id.clone().into(),
             vcpus: u32::try_from(v).unwrap_or(u32::MAX),
             memory_mib: m,
             disk_gib: d,
@@ -160,7 +160,7 @@ pub fn CreateServerPage() -> impl IntoView {
             match (api::images(&token).await, api::me(&token).await) {
                 (Ok(list), Ok(m)) => {
                     if let Some(first) = list.first() {
-                        form.update(|f| f.image_id = first.id.clone());
+                        form.update(|f| f.image_id = first.id.to_string());
                     }
                     images.set(list);
                     me.set(Some(m));
@@ -231,7 +231,7 @@ pub fn CreateServerPage() -> impl IntoView {
                 <select id="image" on:change=move |ev| form.update(|f| f.image_id = event_target_value(&ev))>
                     {move || images.get().into_iter().map(|i| {
                         let label = format!("{} ({} GiB)", i.name, i.virtual_size_bytes.div_ceil(GIB));
-                        view! { <option value=i.id.clone() selected=form.with(|f| f.image_id == i.id)>{label}</option> }
+                        view! { <option value=i.id.to_string() selected=form.with(|f| f.image_id == i.id)>{label}</option> }
                     }).collect_view()}
                 </select>
                 {problem("image")}

@@ -192,7 +192,7 @@ pub fn ServerPage(id: String) -> impl IntoView {
                         <dt>"Limits"</dt><dd id="server-limits">{limits_text(&v)}</dd>
                         <dt>"Hostname"</dt><dd>{v.hostname.clone()}</dd>
                         <dt>"Created"</dt><dd>{v.created_at.clone()}</dd>
-                        <dt>"Id"</dt><dd class="muted">{v.id.clone()}</dd>
+                        <dt>"Id"</dt><dd class="muted">{v.id.to_string()}</dd>
                     </dl>
                     <div class="actions">{actions}</div>
                 </section>

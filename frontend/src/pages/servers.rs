@@ -30,7 +30,12 @@ pub fn ServersPage() -> impl IntoView {
                     api::images(&token).await,
                 ) {
                     (Ok(list), Ok(m), Ok(images)) => {
-                        image_names.set(images.into_iter().map(|i| (i.id, i.name)).collect());
+                        image_names.set(
+                            images
+                                .into_iter()
+                                .map(|i| (i.id.into_string(), i.name))
+                                .collect(),
+                        );
                         vms.set(Some(list));
                         me.set(Some(m));
                     }
@@ -98,7 +103,7 @@ pub fn ServersPage() -> impl IntoView {
                                     <td><A href=href>{name}</A></td>
                                     <td><StateBadge state=vm.state/></td>
                                     <td>{format!("{} vCPU · {} MiB · {} GiB", vm.vcpus, vm.memory_mib, vm.disk_gib)}</td>
-                                    <td>{image_names.with(|n| n.get(&vm.image_id).cloned().unwrap_or_else(|| "—".into()))}</td>
+                                    <td>{image_names.with(|n| n.get(vm.image_id.as_str()).cloned().unwrap_or_else(|| "—".into()))}</td>
                                     <td class="muted">{if vm.ip_addresses.is_empty() { "—".to_owned() } else { vm.ip_addresses.join(", ") }}</td>
                                 </tr>
                             }}).collect_view()}

@@ -35,7 +35,7 @@ impl App {
         let busy = self.claim(&vm.id, "A backup")?;
         drop(turn);
         let backup = Backup {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4().to_string().into(),
             vm_id: vm.id.clone(),
             vm_name: vm.name.clone(),
             owner_id: vm.owner_id.clone(),

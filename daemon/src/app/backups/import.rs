@@ -27,7 +27,7 @@ impl App {
     {
         use futures_util::TryStreamExt;
         actor.require_admin()?;
-        let owner_id = owner.unwrap_or_else(|| actor.user_id.clone());
+        let owner_id = owner.unwrap_or_else(|| actor.user_id.to_string());
         let key = owner_id.clone();
         if self
             .db

@@ -123,7 +123,13 @@ impl App {
             .await?;
         let size = (desc.vcpus, desc.memory_mib, desc.disk_gib);
         let hostname = desc.hostname.clone();
-        let vm = self.new_vm(owner_id, name, hostname, size, image_id.unwrap_or_default());
+        let vm = self.new_vm(
+            owner_id,
+            name,
+            hostname,
+            size,
+            image_id.unwrap_or_default().into(),
+        );
         let vm = self.reserve(vm).await?;
         let seed = SeedInput {
             instance_id,

@@ -66,7 +66,7 @@ impl App {
         })?;
         let (vm, _turn) = self.settled_vm(actor, vm_id).await?;
         let snap = Snapshot {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4().to_string().into(),
             vm_id: vm.id.clone(),
             name: req.name.clone(),
             created_at: db::now_rfc3339(),

@@ -83,7 +83,7 @@ impl App {
             format: image.image.format.clone(),
         };
         let seed = SeedInput {
-            instance_id: vm.id.clone(),
+            instance_id: vm.id.to_string(),
             keys: req.ssh_authorized_keys,
             password: req.password,
         };
@@ -103,13 +103,13 @@ impl App {
         name: String,
         hostname: String,
         size: (u32, u64, u64),
-        image_id: String,
+        image_id: nuage_shared::ImageId,
     ) -> Vm {
         Vm {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4().to_string().into(),
             name,
-            owner_id: owner_id.to_owned(),
-            host_id: self.daemon_id.clone(),
+            owner_id: owner_id.into(),
+            host_id: self.daemon_id.as_str().into(),
             state: VmState::Creating,
             vcpus: size.0,
             memory_mib: size.1,

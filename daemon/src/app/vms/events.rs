@@ -27,8 +27,8 @@ impl App {
         let Ok(Some(vm)) = self.db.call(move |c| vms::get(c, &key)).await else {
             return;
         };
-        // Other hosts' servers are not ours.
-        if vm.host_id != self.daemon_id {
+        // Other hosts' servers are not ours; a change in flight settles the state itself.
+        if vm.host_id != self.daemon_id || lifecycle::settles_itself(vm.state) {
             return;
         }
         // Events can arrive late: a stop's STOPPED after the next start has returned. Settle on

@@ -26,7 +26,9 @@ pub(in crate::app) fn reconcile(
     for vm in records {
         let name = domain_name(&vm.id);
         let dir = vm_dir(data_dir, &vm.id);
+        // An interrupted create or delete is finished whatever libvirt holds: not asked.
         let observed = match hv.state(&name) {
+            _ if lifecycle::interrupted(vm.state) => None,
             Ok(run) => Some(lifecycle::settled(run)),
             Err(HvError::NoDomain(_)) => None,
             Err(e) => return Err(e.into()),

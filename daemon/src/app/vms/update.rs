@@ -59,8 +59,7 @@ impl App {
         let Plan::Proceed { live } = plan else {
             return Err(AppError::internal("an update without a plan", "lifecycle"));
         };
-        // A rename changes the record only; a resize of a running server waits for its boot.
-        let live = live && sizing;
+        // A running server takes new vCPUs and memory at its next boot (`pending`).
         let resized = Vm {
             vcpus: if live { vm.vcpus } else { vcpus },
             memory_mib: if live { vm.memory_mib } else { memory_mib },
