@@ -81,11 +81,11 @@ impl App {
                 let _ = app.db.call(move |c| q::delete_backup(c, &id)).await;
                 let _ = tokio::fs::remove_file(file).await;
             }
-            let ok = outcome.is_ok();
-            app.job_end(job, outcome.as_ref().map(drop)).await;
-            if ok && scheduled {
+            // Pruned before the job ends: once it says `succeeded`, the schedule's count holds.
+            if outcome.is_ok() && scheduled {
                 app.prune_scheduled(&vm.id).await;
             }
+            app.job_end(job, outcome.as_ref().map(drop)).await;
         });
         Ok(started)
     }
