@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::support::{admin, p50_p99, serve};
+use crate::support::{admin, get_vms_raw, p50_p99, serve};
 use nuage_daemon::app::App;
 use nuage_shared::{Image, Vm, VmState};
 
@@ -98,19 +98,11 @@ pub(crate) async fn bench_list() {
         let mut ours = Vec::new();
         for i in 0..rounds + 10 {
             let t = Instant::now();
-            let body = http
-                .get(format!("{url}/api/v1/vms"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = get_vms_raw(&http, &url, &token).await;
             if i >= 10 {
                 ours.push(t.elapsed());
             }
-            assert!(body.len() > n * 100, "the list holds every server");
+            assert!(bytes > n * 100, "the list holds every server");
         }
 
         let domain_names: Vec<String> = names.iter().map(|id| format!("nuage-{id}")).collect();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{admin, fill_with_servers, rss_kib, spawn_simulated};
+use crate::support::{admin, fill_with_servers, get_vms_raw, rss_kib, spawn_simulated};
 
 /// The release `nuaged` binary's resident memory, idle and holding 1,000 servers.
 pub(crate) async fn bench_memory() {
@@ -15,14 +15,7 @@ pub(crate) async fn bench_memory() {
     let idle = rss_kib(child.id());
     let created = fill_with_servers(&admin, &import, 1000).await;
     for _ in 0..20 {
-        http.get(format!("{url}/api/v1/vms"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        get_vms_raw(&http, &url, &token).await;
     }
     let loaded = rss_kib(child.id());
     let _ = child.kill();

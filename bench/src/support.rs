@@ -76,6 +76,20 @@ pub(crate) async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String
     (app, url, dir)
 }
 
+/// `GET {url}/api/v1/vms` with the bearer `token`, the body read whole and not parsed: what a
+/// timing loop measures.
+pub(crate) async fn get_vms_raw(http: &reqwest::Client, url: &str, token: &str) -> usize {
+    http.get(format!("{url}/api/v1/vms"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len()
+}
+
 /// The benchmark daemon's admin, signed in.
 pub(crate) async fn admin(url: &str) -> Api {
     Api::sign_in(url, "admin", PASSWORD).await

@@ -96,6 +96,17 @@ impl App {
             .await
     }
 
+    /// Tells subscribers the whole record of `vm` (`VmUpdated`): after a create, resize or new
+    /// limits.
+    pub(super) fn announce_record(&self, vm: &Vm) {
+        self.announce(
+            vm,
+            Event::VmUpdated {
+                vm: Box::new(vm.clone()),
+            },
+        );
+    }
+
     /// Tells subscribers about a server as it now is.
     pub(super) fn announce(&self, vm: &Vm, event: Event) {
         let _ = self.events.send(super::OwnedEvent {

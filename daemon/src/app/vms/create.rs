@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nuage_shared::{
-    limits, validate_hostname, validate_password, validate_vm_name, CreateVm, Event,
-    LimitOverrides, ResourceLimits, Vm, VmState,
+    limits, validate_hostname, validate_password, validate_vm_name, CreateVm, LimitOverrides,
+    ResourceLimits, Vm, VmState,
 };
 
 use super::{
@@ -224,12 +224,7 @@ impl App {
         };
         self.transition(&vm, VmState::Creating, settled).await?;
         let vm = self.reload(&vm.id).await?;
-        self.announce(
-            &vm,
-            Event::VmUpdated {
-                vm: Box::new(vm.clone()),
-            },
-        );
+        self.announce_record(&vm);
         Ok(vm)
     }
 

@@ -54,12 +54,7 @@ impl App {
             .await?;
         let vm = self.get_vm(actor, vm_id).await?;
         self.redefine(&vm).await?;
-        self.announce(
-            &vm,
-            nuage_shared::Event::VmUpdated {
-                vm: Box::new(vm.clone()),
-            },
-        );
+        self.announce_record(&vm);
         Ok(vm)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nuage_shared::{limits, validate_vm_name, Event, PendingResize, UpdateVm, Vm};
+use nuage_shared::{limits, validate_vm_name, PendingResize, UpdateVm, Vm};
 
 use super::{check_range, footprint, growth, name_taken, GIB};
 use crate::app::lifecycle::{Plan, Request};
@@ -128,12 +128,7 @@ impl App {
             }
         }
         let vm = self.reload(&vm.id).await?;
-        self.announce(
-            &vm,
-            Event::VmUpdated {
-                vm: Box::new(vm.clone()),
-            },
-        );
+        self.announce_record(&vm);
         Ok(vm)
     }
 }
