@@ -29,6 +29,18 @@ async fn stop_libvirtd() {
     }
 }
 
+/// Whether `pid` runs (a zombie, waiting for its parent to reap it, does not).
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 fn libvirtd_answers() -> bool {
     Command::new("virsh")
         .args(["-c", QEMU_SYSTEM, "uri"])
@@ -123,6 +135,16 @@ async fn after_a_host_restart_running_servers_run_again_and_stopped_ones_stay_st
         .status()
         .unwrap()
         .success());
+    // A killed QEMU takes a moment to exit (its memory is torn down): libvirtd stopped before
+    // that would find it alive when it comes back, which is not a host restart.
+    let killed = Instant::now();
+    while process_alive(pid) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "QEMU did not die"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop_libvirtd().await;
 
     // And comes back up.
