@@ -254,13 +254,6 @@ pub fn list_on_host(c: &Connection, host_id: &str) -> Result<Vec<Vm>, DbError> {
     Ok(rows)
 }
 
-pub fn set_state(c: &Connection, id: &str, state: VmState) -> Result<bool, DbError> {
-    Ok(c.execute(
-        "UPDATE vms SET state = ?2 WHERE id = ?1",
-        params![id, state.as_str()],
-    )? > 0)
-}
-
 /// Moves a server from `from` to `to` if it is still in `from` (the compare-and-set of every
 /// state change). Entering `running` records that the server should run (and forgets why it
 /// last stopped); entering `stopped` records `reason`, and that it should no longer run unless

@@ -49,6 +49,18 @@ async fn backup(t: &TestApp, token: &str, vm: &str) -> (Value, Value) {
     (job, b.body)
 }
 
+/// Alice (room for 6 GiB and 2 snapshots) with a stopped server `web` and one backup of it:
+/// her token, the server's id and the backup's id.
+async fn stopped_server_with_a_backup(t: &TestApp) -> (String, String, String) {
+    let admin = t.admin_token().await;
+    let image = t.import_raw_image(&admin, "base", 16).await;
+    let (alice, _) = t.user_with_quota(&admin, "alice", quota(6, 2)).await;
+    let vm = server(t, &alice, &image, "web", false).await;
+    let (_, b) = backup(t, &alice, &vm).await;
+    let bid = b["id"].as_str().unwrap().to_owned();
+    (alice, vm, bid)
+}
+
 /// `qemu-img compare`: whether two disks show the same content to a guest.
 fn same_content(a: &std::path::Path, b: &std::path::Path) -> bool {
     std::process::Command::new("qemu-img")
@@ -619,12 +631,7 @@ async fn a_user_with_backups_is_not_deleted_until_they_are() {
 #[tokio::test]
 async fn a_failed_restore_in_place_keeps_the_disk_and_the_snapshots() {
     let t = TestApp::new().await;
-    let admin = t.admin_token().await;
-    let image = t.import_raw_image(&admin, "base", 16).await;
-    let (alice, _) = t.user_with_quota(&admin, "alice", quota(6, 2)).await;
-    let vm = server(&t, &alice, &image, "web", false).await;
-    let (_, b) = backup(&t, &alice, &vm).await;
-    let bid = b["id"].as_str().unwrap().to_owned();
+    let (alice, vm, bid) = stopped_server_with_a_backup(&t).await;
     let r = t.snapshot(&alice, &vm, "before").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     scribble(&disk_of(&t, &vm), 0x22, 2);
@@ -817,12 +824,7 @@ async fn what_snapshots_hold_on_the_host_counts_against_the_disk_quota() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_start_cannot_slip_between_a_restores_check_and_its_claim() {
     let t = TestApp::new().await;
-    let admin = t.admin_token().await;
-    let image = t.import_raw_image(&admin, "base", 16).await;
-    let (alice, _) = t.user_with_quota(&admin, "alice", quota(6, 2)).await;
-    let vm = server(&t, &alice, &image, "web", false).await;
-    let (_, b) = backup(&t, &alice, &vm).await;
-    let bid = b["id"].as_str().unwrap().to_owned();
+    let (alice, vm, bid) = stopped_server_with_a_backup(&t).await;
     nuage_daemon::app::arm_failpoint(&format!("restore-claim-pause:{vm}"));
     let restore = {
         let (t, alice, bid) = (&t, alice.clone(), bid.clone());

@@ -5,6 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// What the modules that work on files and streams alone must not name.
+const FILES_ONLY: &[&str] = &[
+    "crate::app",
+    "crate::http",
+    "crate::db",
+    "crate::hypervisor",
+    "virt::",
+    "rusqlite",
+];
+
 /// What a part of `daemon/src` must not name, and why.
 const RULES: &[(&str, &[&str], &str)] = &[
     (
@@ -48,30 +58,8 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     ("cidr.rs", &["crate::"], "a leaf module"),
     ("failpoints.rs", &["crate::"], "a leaf module"),
-    (
-        "storage.rs",
-        &[
-            "crate::app",
-            "crate::http",
-            "crate::db",
-            "crate::hypervisor",
-            "virt::",
-            "rusqlite",
-        ],
-        "files only",
-    ),
-    (
-        "archive.rs",
-        &[
-            "crate::app",
-            "crate::http",
-            "crate::db",
-            "crate::hypervisor",
-            "virt::",
-            "rusqlite",
-        ],
-        "files and streams only",
-    ),
+    ("storage.rs", FILES_ONLY, "files only"),
+    ("archive.rs", FILES_ONLY, "files and streams only"),
 ];
 
 /// Where `unsafe` may appear: the libvirt calls the `virt` crate does not wrap, and the
