@@ -33,7 +33,7 @@ pub async fn bench_abuse() {
     nuage_daemon::raise_open_files_limit();
     let (mut child, url, dir) = spawn_simulated("nuage-bench-abuse-");
     let pid = child.id();
-    let http = reqwest::Client::new();
+    let http = nuage_e2e::http_client();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = nuage_e2e::proc_status_kib(pid, "VmRSS").unwrap();
 
@@ -58,6 +58,7 @@ pub async fn bench_abuse() {
     let peak = nuage_e2e::proc_status_kib(pid, "VmHWM").unwrap();
     // The owner, from an address that never failed, still signs in.
     let owner = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
         .local_address(Some("127.0.0.2".parse().unwrap()))
         .build()
         .unwrap();

@@ -87,7 +87,7 @@ pub(crate) async fn bench_list() {
     println!("|---|---|---|---|");
     for n in [1_000usize, 10_000] {
         let (app, url, dir) = serve("test:///default", None).await;
-        let http = reqwest::Client::new();
+        let http = nuage_e2e::http_client();
         let admin = admin(&url).await;
         let (token, owner) = (admin.token().to_owned(), admin.my_id().await);
         // The records are written straight into the database (creating 10,000 disks would

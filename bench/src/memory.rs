@@ -8,7 +8,7 @@ use crate::support::{admin, fill_with_servers, get_vms_raw, rss_kib, spawn_simul
 pub(crate) async fn bench_memory() {
     let (mut child, url, dir) = spawn_simulated("nuage-bench-mem-");
     let import = dir.path().join("data/import");
-    let http = reqwest::Client::new();
+    let http = nuage_e2e::http_client();
     let admin = admin(&url).await;
     let token = admin.token().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -21,7 +21,7 @@ async fn the_real_daemon_holds_under_a_login_burst_hostile_connections_and_an_an
     let daemon = tokio::task::spawn_blocking(|| Daemon::start("test:///default"))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = nuage_e2e::http_client();
     let login = daemon.url("/api/v1/auth/login");
     // Signed in before the burst: the burst's address is throttled after it.
     let admin = daemon.api(&daemon.admin_token().await);

@@ -11,7 +11,7 @@ async fn nuaged_on_qemu_system_reports_healthy_with_tcg_and_stops_on_sigterm() {
     let mut daemon = tokio::task::spawn_blocking(|| Daemon::start(QEMU_SYSTEM))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = nuage_e2e::http_client();
 
     let health = http.get(daemon.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);

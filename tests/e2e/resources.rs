@@ -34,7 +34,7 @@ fn leases(network: &str) -> Vec<(String, String)> {
 async fn scrape(daemon: &Daemon, admin_token: &str) -> prometheus_parse::Scrape {
     let anonymous = reqwest::get(daemon.url("/metrics")).await.unwrap();
     assert_eq!(anonymous.status(), 401, "loopback is no credential");
-    let resp = reqwest::Client::new()
+    let resp = nuage_e2e::http_client()
         .get(daemon.url("/metrics"))
         .bearer_auth(admin_token)
         .send()

@@ -116,7 +116,7 @@ async fn a_daemon_killed_in_the_middle_of_a_create_cleans_up_on_restart() {
         let (url, token) = (daemon.url("/api/v1/vms"), daemon.admin_token().await);
         let body = json!({"name": "doomed", "image_id": image, "vcpus": 1, "memory_mib": 256, "disk_gib": 1});
         tokio::spawn(async move {
-            reqwest::Client::new()
+            nuage_e2e::http_client()
                 .post(url)
                 .bearer_auth(token)
                 .json(&body)

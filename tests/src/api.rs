@@ -2,6 +2,17 @@
 
 use std::time::{Duration, Instant};
 
+/// The HTTP client every test and benchmark uses. nuaged closes a connection that has sent no
+/// request for `HEADER_TIMEOUT` (10 s; hyper's header timeout is also its keep-alive idle
+/// timeout), and a request written on a connection the server is closing at that moment is lost
+/// to a reset. The pool therefore drops idle connections well before the server does.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// JSON calls to a daemon's API with a bearer token; each returns the status and the body.
 pub struct Api {
     base: String,
@@ -12,7 +23,7 @@ pub struct Api {
 impl Api {
     /// Signs `user` in at the daemon at `base`; a client with their token.
     pub async fn sign_in(base: &str, user: &str, password: &str) -> Api {
-        let resp: serde_json::Value = reqwest::Client::new()
+        let resp: serde_json::Value = http_client()
             .post(format!("{base}/api/v1/auth/login"))
             .json(&serde_json::json!({"username": user, "password": password}))
             .send()
@@ -44,7 +55,7 @@ impl Api {
         Api {
             base: base.to_owned(),
             token: token.to_owned(),
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
