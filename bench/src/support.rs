@@ -49,6 +49,7 @@ pub(crate) async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String
         import_dirs,
         web_dir: None,
         trusted_proxies: Vec::new(),
+        tls: nuage_daemon::config::TlsSetting::Off,
         admin_password: Some(PASSWORD.into()),
         host: HostPolicy {
             // libvirt's simulated host has 3 GiB and 16 CPUs: let the benchmark's thousands of
@@ -71,6 +72,7 @@ pub(crate) async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String
     tokio::spawn(nuage_daemon::serve(
         listener,
         app.clone(),
+        None,
         std::future::pending(),
     ));
     (app, url, dir)

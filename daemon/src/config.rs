@@ -59,15 +59,25 @@ pub struct Cli {
     /// (repeat the flag; in the environment, separate with ':').
     #[arg(long = "import-dir", env = "NUAGE_IMPORT_DIRS", value_delimiter = ':')]
     pub import_dirs: Vec<PathBuf>,
-    /// Reverse proxies in front of the daemon (repeat the flag; in the environment, separate
-    /// with ','): for a request from one of them, the client is the right-most address of its
-    /// `X-Forwarded-For` (what the sign-in limits and the audit log count) [default: none].
+    /// Reverse proxies in front of the daemon, as addresses or CIDRs (repeat the flag; in the
+    /// environment, separate with ','): for a request from one of them, the client is the
+    /// address that proxy appended to `Forwarded` or `X-Forwarded-For` (what the sign-in limits
+    /// and the audit log count) [default: none].
     #[arg(
         long = "trusted-proxy",
         env = "NUAGE_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_net
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The certificate to serve HTTPS with (PEM, the leaf first, then its chain); with
+    /// `--tls-key`. Re-read on SIGHUP [default: none: plain HTTP on a loopback listen, a
+    /// self-signed certificate in <data-dir>/tls/ on any other].
+    #[arg(long, env = "NUAGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); with `--tls-cert`.
+    #[arg(long, env = "NUAGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// The built web console (Trunk's output) served at `/` [default: the first of
     /// <exe>/../../dist, ./dist, /usr/share/nuage/web that exists].
     #[arg(long, env = "NUAGE_WEB_DIR")]
@@ -287,10 +297,50 @@ struct FileSettings {
     accel: Option<AccelSetting>,
     console_listen: Option<ConsoleListen>,
     import_dirs: Option<Vec<PathBuf>>,
-    trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    #[serde(default, deserialize_with = "nets")]
+    trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
     host: HostPolicyArgs,
+}
+
+/// How the API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetting {
+    /// Plain HTTP: only on a loopback listen without a certificate.
+    Off,
+    /// The operator's certificate and key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A public listen without a certificate: the one generated into `<data-dir>/tls/`.
+    SelfSigned,
+}
+
+/// An address (`192.0.2.7`, one host) or a CIDR (`10.0.0.0/8`, `2001:db8::/32`).
+pub fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(ip.into());
+    }
+    let net: ipnet::IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR such as 10.0.0.0/8"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<ipnet::IpNet>>, D::Error> {
+    let texts: Option<Vec<String>> = Option::deserialize(d)?;
+    texts
+        .map(|t| t.iter().map(|n| parse_net(n)).collect())
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 /// Where the libvirt URI came from decides what happens when it does not answer.
@@ -314,8 +364,9 @@ pub struct Settings {
     pub import_dirs: Vec<PathBuf>,
     /// `None` when no built console was found: `/` then explains how to build it.
     pub web_dir: Option<PathBuf>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub tls: TlsSetting,
     /// Used only on first start, when there are no users yet.
     pub admin_password: Option<String>,
     pub host: HostPolicy,
@@ -375,7 +426,14 @@ impl Settings {
         } else {
             cli.trusted_proxies
         };
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => TlsSetting::Files { cert, key },
+            (None, None) if listen.ip().is_loopback() => TlsSetting::Off,
+            (None, None) => TlsSetting::SelfSigned,
+            _ => return Err("give both --tls-cert and --tls-key, or neither".into()),
+        };
         Ok(Settings {
+            tls,
             host,
             listen,
             data_dir,
@@ -434,6 +492,51 @@ mod tests {
         assert_eq!(s.accel, AccelSetting::Auto);
         assert_eq!(s.libvirt, LibvirtTarget::Auto);
         assert_eq!(s.import_dirs, vec![s.data_dir.join("import")]);
+    }
+
+    #[test]
+    fn a_public_listen_is_never_plain_http() {
+        let tls = |args: &[&str]| Settings::resolve(cli(args)).map(|s| s.tls);
+        assert_eq!(tls(&[]).unwrap(), TlsSetting::Off);
+        assert_eq!(tls(&["--listen", "[::1]:80"]).unwrap(), TlsSetting::Off);
+        assert_eq!(
+            tls(&["--listen", "0.0.0.0:8443"]).unwrap(),
+            TlsSetting::SelfSigned
+        );
+        assert_eq!(
+            tls(&["--listen", "10.0.0.5:8443"]).unwrap(),
+            TlsSetting::SelfSigned
+        );
+        assert_eq!(
+            tls(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap(),
+            TlsSetting::Files {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            }
+        );
+        let mut args = vec!["nuaged", "--tls-cert", "/c.pem"];
+        assert!(
+            Cli::try_parse_from(&args).is_err(),
+            "a certificate needs its key"
+        );
+        args[1] = "--tls-key";
+        assert!(Cli::try_parse_from(&args).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidrs() {
+        let s = Settings::resolve(cli(&[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "10.0.0.0/8,2001:db8::/32",
+        ]))
+        .unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]);
+        assert!(parse_net("10.0.0.1/8").unwrap_err().contains("10.0.0.0/8"));
+        assert!(parse_net("nope").is_err());
+        assert!(Cli::try_parse_from(["nuaged", "--trusted-proxy", "300.1.1.1"]).is_err());
     }
 
     #[test]

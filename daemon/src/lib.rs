@@ -19,16 +19,19 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-/// Serves the daemon on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the daemon on `listener` (over `tls` when given) until `shutdown` resolves, then
+/// finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<app::App>,
+    tls: Option<Arc<http::tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     app.start_background();
     let limits = http::serve::Limits {
         max_connections: app.settings.host.max_connections,
         trusted_proxies: app.settings.trusted_proxies.clone(),
+        tls,
     };
     let router = http::router(app);
     http::serve::run(listener, router, limits, shutdown).await

@@ -49,6 +49,11 @@ fn refuse(message: &str) -> ExitCode {
 
 async fn run(settings: Settings) -> ExitCode {
     let listen = settings.listen;
+    // Before the hypervisor: a bad certificate path is refused at once.
+    let tls = match nuage_daemon::http::tls::prepare(&settings) {
+        Ok(tls) => tls.map(Arc::new),
+        Err(e) => return refuse(&e),
+    };
     let app = match tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings)).await {
         Ok(Ok(app)) => Arc::new(app),
         Ok(Err(e)) => return refuse(&e.0),
@@ -65,15 +70,45 @@ async fn run(settings: Settings) -> ExitCode {
     if app.settings.web_dir.is_none() {
         tracing::warn!("no built web console found; `/` explains how to build it");
     }
+    let scheme = if let Some(tls) = &tls {
+        println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint());
+        "https"
+    } else {
+        "http"
+    };
+    reload_on_hangup(tls.clone());
     // The harness and the run script read this line to find the port.
-    println!("nuaged listening on http://{addr}");
-    match nuage_daemon::serve(listener, app, shutdown_signal()).await {
+    println!("nuaged listening on {scheme}://{addr}");
+    match nuage_daemon::serve(listener, app, tls, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
         }
         Err(e) => refuse(&format!("server failed: {e}")),
     }
+}
+
+/// `SIGHUP` re-reads the certificate and key (a renewal); without TLS it is ignored rather than
+/// ending the process.
+fn reload_on_hangup(tls: Option<Arc<nuage_daemon::http::tls::Tls>>) {
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match &tls {
+                None => tracing::info!("SIGHUP: no TLS certificate to re-read"),
+                Some(tls) => match tls.reload() {
+                    Ok(fingerprint) => {
+                        tracing::info!(%fingerprint, "SIGHUP: TLS certificate re-read");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: keeping the certificate in use");
+                    }
+                },
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -10,4 +10,5 @@ mod failures;
 mod foundation;
 mod relay;
 mod resources;
+mod tls;
 mod vps;

@@ -13,6 +13,34 @@ pub fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// [`http_client`] over HTTPS that trusts only the certificate `pem` (a test's own; no public
+/// roots).
+pub fn tls_client(pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM certificate"))
+        .build()
+        .expect("an HTTPS client")
+}
+
+/// A rustls client configuration that trusts only the certificate `pem` (for `wss://`).
+pub fn tls_config(pem: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.expect("a PEM certificate")).expect("a root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 /// JSON calls to a daemon's API with a bearer token; each returns the status and the body.
 pub struct Api {
     base: String,
@@ -23,7 +51,17 @@ pub struct Api {
 impl Api {
     /// Signs `user` in at the daemon at `base`; a client with their token.
     pub async fn sign_in(base: &str, user: &str, password: &str) -> Api {
-        let resp: serde_json::Value = http_client()
+        Api::sign_in_with(http_client(), base, user, password).await
+    }
+
+    /// [`Api::sign_in`] through `http` (e.g. a [`tls_client`]), which the new client keeps.
+    pub async fn sign_in_with(
+        http: reqwest::Client,
+        base: &str,
+        user: &str,
+        password: &str,
+    ) -> Api {
+        let resp: serde_json::Value = http
             .post(format!("{base}/api/v1/auth/login"))
             .json(&serde_json::json!({"username": user, "password": password}))
             .send()
@@ -35,7 +73,7 @@ impl Api {
         let token = resp["token"]
             .as_str()
             .unwrap_or_else(|| panic!("no token: {resp}"));
-        Api::new(base, token)
+        Api::with_client(http, base, token)
     }
 
     /// The bearer token this client sends.
@@ -52,10 +90,15 @@ impl Api {
 
     /// A client of the daemon at `base` (`http://127.0.0.1:PORT`) with a bearer `token`.
     pub fn new(base: &str, token: &str) -> Api {
+        Api::with_client(http_client(), base, token)
+    }
+
+    /// [`Api::new`] through `http`.
+    pub fn with_client(http: reqwest::Client, base: &str, token: &str) -> Api {
         Api {
             base: base.to_owned(),
             token: token.to_owned(),
-            http: http_client(),
+            http,
         }
     }
 

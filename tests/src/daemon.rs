@@ -4,7 +4,7 @@ use crate::{
     ensure_libvirtd, remove_network, target_dir, test_guest_image, workspace_root, Api, Scratch,
     ADMIN_PASSWORD, QEMU_SYSTEM,
 };
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -44,6 +44,9 @@ pub struct Daemon {
     uri: String,
     /// The daemon's own libvirt network (isolated), removed when the daemon is dropped.
     pub network: String,
+    /// The client of [`Daemon::api`]: over HTTPS (`NUAGE_TLS_CERT`) it trusts that certificate
+    /// and nothing else.
+    pub http: reqwest::Client,
 }
 
 impl Daemon {
@@ -62,6 +65,10 @@ impl Daemon {
         let log = scratch.path().join("nuaged.log");
         let network = network_name(&scratch);
         let (child, base_url) = spawn_daemon(uri, &scratch, &log, &network, env);
+        let http = match env.iter().find(|(k, _)| *k == "NUAGE_TLS_CERT") {
+            Some((_, cert)) => crate::tls_client(&std::fs::read(cert).expect("the certificate")),
+            None => crate::http_client(),
+        };
         Daemon {
             child,
             base_url,
@@ -69,6 +76,7 @@ impl Daemon {
             log,
             uri: uri.to_owned(),
             network,
+            http,
         }
     }
 
@@ -180,9 +188,14 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// What the daemon has printed on its standard output so far.
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(self.scratch.path().join("nuaged.stdout")).unwrap_or_default()
+    }
+
     /// A small JSON client for this daemon, signed in with `token`.
     pub fn api(&self, token: &str) -> Api {
-        Api::new(&self.base_url, token)
+        Api::with_client(self.http.clone(), &self.base_url, token)
     }
 
     /// Signs in as the admin and returns the token.
@@ -192,7 +205,7 @@ impl Daemon {
 
     /// Signs `user` in and returns the token.
     pub async fn token_of(&self, user: &str, password: &str) -> String {
-        Api::sign_in(&self.base_url, user, password)
+        Api::sign_in_with(self.http.clone(), &self.base_url, user, password)
             .await
             .token()
             .to_owned()
@@ -262,34 +275,37 @@ pub(crate) fn spawn_daemon(
         .append(true)
         .open(log)
         .expect("open the daemon log");
+    let listen = env
+        .iter()
+        .find(|(k, _)| *k == "NUAGE_LISTEN")
+        .map_or("127.0.0.1:0", |(_, v)| *v);
     let mut cmd = Command::new(nuaged_binary());
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--accel",
-        "tcg",
-        "--libvirt-uri",
-        uri,
-    ])
-    .arg("--data-dir")
-    .arg(&data)
-    .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    .env("NUAGE_LOG", "info,tower_http=debug")
-    // Guest networks in tests are isolated (no forwarding) and the daemon's own.
-    .env("NUAGE_NETWORK_MODE", "isolated")
-    .env("NUAGE_NETWORK_NAME", network)
-    .env("NUAGE_METRICS_INTERVAL", "2")
-    .envs(env.iter().copied())
-    .stdout(Stdio::piped())
-    .stderr(stderr);
+    cmd.args(["--listen", listen, "--accel", "tcg", "--libvirt-uri", uri])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NUAGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("NUAGE_LOG", "info,tower_http=debug")
+        // Guest networks in tests are isolated (no forwarding) and the daemon's own.
+        .env("NUAGE_NETWORK_MODE", "isolated")
+        .env("NUAGE_NETWORK_NAME", network)
+        .env("NUAGE_METRICS_INTERVAL", "2")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
     if let Some(web) = web_dir() {
         cmd.arg("--web-dir").arg(web);
     }
     let mut child = cmd.spawn().expect("spawn nuaged");
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
+    let mut copy = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(scratch.path().join("nuaged.stdout"))
+        .expect("open the daemon's stdout copy");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = writeln!(copy, "{line}");
             if let Some(url) = line.strip_prefix("nuaged listening on ") {
                 let _ = tx.send(url.to_owned());
             }

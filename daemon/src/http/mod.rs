@@ -14,6 +14,7 @@ mod identity;
 mod prometheus;
 pub mod serve;
 mod servers;
+pub mod tls;
 mod vnc_login;
 
 use std::path::Path as FsPath;

@@ -30,28 +30,55 @@ pub const BODY_IDLE: Duration = Duration::from_secs(30);
 pub const SEND_STALL: Duration = Duration::from_secs(60);
 
 /// What the listener enforces.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Limits {
     pub max_connections: usize,
-    /// Reverse proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// HTTPS, when the settings ask for it; the listener never falls back to plain HTTP.
+    pub tls: Option<Arc<super::tls::Tls>>,
 }
 
-/// The client of a request: the peer, or for a request from a trusted proxy the right-most
-/// address of `X-Forwarded-For` (the one that proxy added; those left of it are the client's
-/// own say).
-pub fn client_of(peer: SocketAddr, headers: &hyper::HeaderMap, trusted: &[IpAddr]) -> SocketAddr {
-    if !trusted.contains(&peer.ip()) {
+/// The client of a request: the peer, or for a request from a trusted proxy the address that
+/// proxy appended: the right-most of `X-Forwarded-For` (those left of it are the client's own
+/// say), or when there is none, the right-most `for=` of `Forwarded` (RFC 7239).
+pub fn client_of(
+    peer: SocketAddr,
+    headers: &hyper::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> SocketAddr {
+    if !trusted.iter().any(|net| net.contains(&peer.ip())) {
         return peer;
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back()
-        .map_or(peer, |ip| SocketAddr::new(ip, 0))
+    let last = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .map(str::to_owned)
+    };
+    let named = match last("x-forwarded-for") {
+        Some(entry) => entry.trim().parse::<IpAddr>().ok(),
+        None => last("forwarded").and_then(|element| forwarded_for(&element)),
+    };
+    named.map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
+/// The address of one `Forwarded` element's `for=` (`for=192.0.2.60`,
+/// `for="[2001:db8::17]:4711"`); `None` for an obfuscated or unknown one.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let value = element.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("for").then(|| value.trim())
+    })?;
+    let value = value.trim_matches('"');
+    if let Some(v6) = value.strip_prefix('[') {
+        return v6.split(']').next()?.parse().ok();
+    }
+    let host = value.split(':').next()?;
+    host.parse().ok()
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
@@ -62,7 +89,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let trusted: Arc<[IpAddr]> = limits.trusted_proxies.into();
+    let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.into();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -102,10 +129,27 @@ pub async fn run(
             });
         let mut stop = stop_rx.clone();
         let done = done_tx.clone();
+        let tls = limits.tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             let _permit = permit;
             let _done = done;
-            serve_one(stream, peer, service, &mut stop).await;
+            // A client has the header timeout to send its first byte too (hyper reads it to
+            // tell HTTP/1 from HTTP/2 with no timeout of its own), and the TLS handshake.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            match tls {
+                None => serve_one(stream, peer, service, &mut stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_one(stream, peer, service, &mut stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
         });
     }
     drop(done_tx);
@@ -114,8 +158,8 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_one<S>(
-    stream: tokio::net::TcpStream,
+async fn serve_one<S, IO>(
+    stream: IO,
     peer: SocketAddr,
     service: S,
     stop: &mut tokio::sync::watch::Receiver<bool>,
@@ -125,14 +169,8 @@ async fn serve_one<S>(
         + Send
         + 'static,
     S::Future: Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    // A client has the header timeout to send its first byte too (hyper reads it to tell
-    // HTTP/1 from HTTP/2 with no timeout of its own).
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return,
-    }
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -169,7 +207,7 @@ mod tests {
         let proxy: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let mut h = hyper::HeaderMap::new();
         h.insert("x-forwarded-for", "10.9.9.9, 203.0.113.7".parse().unwrap());
-        let trusted = ["127.0.0.1".parse().unwrap()];
+        let trusted = ["127.0.0.0/8".parse().unwrap()];
         // The right-most entry is what the proxy saw; the ones before are the client's claim.
         assert_eq!(
             client_of(proxy, &h, &trusted).ip().to_string(),
@@ -182,5 +220,33 @@ mod tests {
         // A trusted proxy that sends none (or garbage) leaves the peer.
         let empty = hyper::HeaderMap::new();
         assert_eq!(client_of(proxy, &empty, &trusted), proxy);
+        // RFC 7239, when the proxy sends no X-Forwarded-For: its own (last) element counts.
+        let mut f = hyper::HeaderMap::new();
+        f.insert(
+            "forwarded",
+            "for=10.9.9.9, for=\"[2001:db8:cafe::17]:4711\";proto=https"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            client_of(proxy, &f, &trusted).ip().to_string(),
+            "2001:db8:cafe::17"
+        );
+        f.insert(
+            "forwarded",
+            "for=198.51.100.4:8000;by=10.0.0.1".parse().unwrap(),
+        );
+        assert_eq!(
+            client_of(proxy, &f, &trusted).ip().to_string(),
+            "198.51.100.4"
+        );
+        f.insert("forwarded", "for=_hidden".parse().unwrap());
+        assert_eq!(client_of(proxy, &f, &trusted), proxy);
+        // X-Forwarded-For wins when both are there (what nginx and Caddy set).
+        f.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_of(proxy, &f, &trusted).ip().to_string(),
+            "203.0.113.9"
+        );
     }
 }

@@ -51,6 +51,7 @@ impl TestServer {
         tokio::spawn(nuage_daemon::serve(
             listener,
             app_arc,
+            None,
             std::future::pending(),
         ));
         TestServer { addr, app }
@@ -95,6 +96,7 @@ impl TestApp {
             import_dirs: vec![dir.path().join("data/import")],
             web_dir,
             trusted_proxies: Vec::new(),
+            tls: nuage_daemon::config::TlsSetting::Off,
             admin_password: Some(ADMIN_PASSWORD.into()),
             host,
         };
