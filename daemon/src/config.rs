@@ -75,6 +75,10 @@ pub struct Cli {
     /// self-signed certificate in <data-dir>/tls/ on any other].
     #[arg(long, env = "NUAGE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// Who must have a second factor (TOTP): such a user without one is asked to enrol right
+    /// after signing in and can do nothing else until then [default: admins].
+    #[arg(long = "require-2fa", env = "NUAGE_REQUIRE_2FA", value_enum)]
+    pub require_2fa: Option<Require2fa>,
     /// The certificate's private key (PEM); with `--tls-cert`.
     #[arg(long, env = "NUAGE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -92,6 +96,15 @@ pub struct Cli {
     /// shows in a process listing); generated and printed once when unset.
     #[arg(skip = std::env::var("NUAGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()))]
     pub admin_password: Option<String>,
+}
+
+/// `--require-2fa`: who must have a second factor to use their account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require2fa {
+    None,
+    Admins,
+    All,
 }
 
 /// `--network-mode`: how the daemon's libvirt network reaches the world.
@@ -301,6 +314,7 @@ struct FileSettings {
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    require_2fa: Option<Require2fa>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
     host: HostPolicyArgs,
@@ -367,6 +381,7 @@ pub struct Settings {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tls: TlsSetting,
+    pub require_2fa: Require2fa,
     /// Used only on first start, when there are no users yet.
     pub admin_password: Option<String>,
     pub host: HostPolicy,
@@ -433,6 +448,10 @@ impl Settings {
             _ => return Err("give both --tls-cert and --tls-key, or neither".into()),
         };
         Ok(Settings {
+            require_2fa: cli
+                .require_2fa
+                .or(file.require_2fa)
+                .unwrap_or(Require2fa::Admins),
             tls,
             host,
             listen,

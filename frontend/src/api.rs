@@ -107,9 +107,18 @@ pub async fn health() -> Result<Health, ApiFailure> {
         .map_err(|_| ApiFailure::unreachable())
 }
 
-pub async fn login(username: String, password: String) -> Result<LoginResponse, ApiFailure> {
+/// `POST /auth/login`, with the user's code when their account has TOTP on.
+pub async fn login(
+    username: String,
+    password: String,
+    totp: Option<String>,
+) -> Result<LoginResponse, ApiFailure> {
     let req = Request::post(&url("/auth/login"))
-        .json(&LoginRequest { username, password })
+        .json(&LoginRequest {
+            username,
+            password,
+            totp,
+        })
         .map_err(|_| ApiFailure::local("Could not encode the request."))?;
     read(req.send().await).await
 }

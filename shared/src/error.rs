@@ -32,6 +32,15 @@ pub enum ErrorCode {
     Conflict,
     RateLimited,
     Unavailable,
+    /// Sign-in: the password was right and the user's TOTP code is missing (401).
+    TotpRequired,
+    /// Sign-in: the TOTP or recovery code is wrong or already used (401).
+    TotpInvalid,
+    /// A sensitive change needs the password or a code from the last 5 minutes:
+    /// `POST /auth/verify` first (401).
+    ReauthenticationRequired,
+    /// The host requires a second factor of this user and they have none: enrol first (403).
+    SecondFactorRequired,
     /// A bug in the daemon (any 5xx other than 503/507). The message says no more than that.
     Internal,
 }
@@ -42,8 +51,13 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::Invalid => 422,
-            ErrorCode::Unauthenticated => 401,
-            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => 403,
+            ErrorCode::Unauthenticated
+            | ErrorCode::TotpRequired
+            | ErrorCode::TotpInvalid
+            | ErrorCode::ReauthenticationRequired => 401,
+            ErrorCode::Forbidden | ErrorCode::QuotaExceeded | ErrorCode::SecondFactorRequired => {
+                403
+            }
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::RateLimited => 429,

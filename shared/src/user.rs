@@ -29,6 +29,10 @@ pub struct User {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The current code of the user's authenticator app, or one of their recovery codes; needed
+    /// once TOTP is on (`401 totp_required` without it, `totp_invalid` when wrong or used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,87 @@ pub struct LoginResponse {
     /// RFC 3339.
     pub expires_at: String,
     pub user: User,
+    /// The host requires a second factor of this user (`--require-2fa`) and they have none:
+    /// this session can only enrol one (`/me/totp`), read `/me` and sign out until then.
+    #[serde(default)]
+    pub must_enrol_second_factor: bool,
+}
+
+/// `POST /me/totp`: a new secret for the user's authenticator app, not active until confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an app.
+    pub secret: String,
+    /// `otpauth://totp/…`, what a QR code carries.
+    pub otpauth_url: String,
+    /// The same URL as a QR code (SVG), to show as it is.
+    pub qr_svg: String,
+}
+
+/// `POST /me/totp/confirm`, `DELETE /me/totp`: a current code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+/// The answer to `POST /me/totp/confirm`: TOTP is on, and these codes each sign in once in
+/// place of a code (shown this once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `POST /auth/verify`: proves again who the caller is (password, or a current code) before a
+/// sensitive change; good for 5 minutes in this session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Reauthenticate {
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+/// `PUT /me/password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// How a session signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    Password,
+    Passkey,
+    Token,
+}
+
+/// One of the caller's sessions or API tokens (`GET /me/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Session {
+    /// What `DELETE /me/sessions/{id}` takes (`token:<id>` for an API token).
+    pub id: String,
+    pub kind: SessionKind,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_seen_at: Option<String>,
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session this list was asked through.
+    pub current: bool,
+    /// An API token's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What a user may allocate in all (`quota`), or has allocated (`usage`).
@@ -70,6 +155,20 @@ pub struct Me {
     pub user: User,
     pub quota: Quota,
     pub usage: Quota,
+    #[serde(default)]
+    pub security: AccountSecurity,
+}
+
+/// The caller's second factors and what the host asks of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountSecurity {
+    pub totp: bool,
+    pub recovery_codes_left: u32,
+    /// The host requires a second factor of this user (`--require-2fa`).
+    pub second_factor_required: bool,
+    /// Required and missing: only enrolment is open to this session.
+    pub must_enrol: bool,
 }
 
 /// A user as administrators see it (`GET /users`, `GET /users/{id}`).
@@ -86,6 +185,9 @@ pub struct UserDetail {
     /// Limits set on all this user's servers (`PUT /users/{id}/limits`).
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// TOTP is on (an admin may reset it: `DELETE /users/{id}/totp`).
+    #[serde(default)]
+    pub totp: bool,
 }
 
 /// `POST /users`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use nuage_shared::{LoginRequest, LoginResponse, Role, User};
+use nuage_shared::{LoginRequest, LoginResponse, Reauthenticate, Role, TokenScope, User};
 use serde::{Deserialize, Serialize};
 
 use std::net::IpAddr;
@@ -15,6 +15,13 @@ use std::net::IpAddr;
 use super::audit::AuditRecord;
 use super::{App, AppError};
 use crate::db::{self, users::UserRow};
+
+/// Where a sign-in comes from (what the session list shows).
+#[derive(Debug, Clone, Default)]
+pub struct SignInFrom {
+    pub client: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
 
 /// How long a login token lives.
 pub const LOGIN_TTL: Duration = Duration::from_secs(8 * 3600);
@@ -30,11 +37,33 @@ pub struct Actor {
     pub session: String,
     /// When that credential expires (Unix seconds); `None` for an API token without expiry.
     pub expires: Option<i64>,
+    /// What the credential may do: a login session may do all its user may (`admin` for an
+    /// administrator), an API token what its scope says.
+    pub scope: TokenScope,
+    /// When the holder of a login session last proved who they are (Unix seconds); `None` for
+    /// an API token, which cannot.
+    pub verified_at: Option<i64>,
+    /// The host requires a second factor of this user and they have none (`--require-2fa`).
+    pub must_enrol: bool,
 }
 
 impl Actor {
+    /// An administrator acting with administrator powers (a session, or an `admin` token).
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+        self.role == Role::Admin && self.scope == TokenScope::Admin
+    }
+
+    /// The scope a login session of a user with `role` has.
+    pub fn session_scope(role: Role) -> TokenScope {
+        match role {
+            Role::Admin => TokenScope::Admin,
+            Role::User => TokenScope::Full,
+        }
+    }
+
+    /// An API token's session key (`token:<id>`), if this actor came with one.
+    pub fn token_id(&self) -> Option<&str> {
+        self.session.strip_prefix("token:")
     }
 
     pub fn require_admin(&self) -> Result<(), AppError> {
@@ -148,10 +177,11 @@ impl App {
     pub async fn login(
         &self,
         req: LoginRequest,
-        client: Option<IpAddr>,
+        from: &SignInFrom,
     ) -> Result<LoginResponse, AppError> {
         let username = req.username.clone();
-        let result = self.try_login(req, client).await;
+        let client = from.client;
+        let result = self.try_login(req, from).await;
         // Refusals before any password was checked are counted, not stored: a flood of them
         // must not fill the audit log (its guesses were never tried).
         if matches!(result, Err(AppError::RateLimited(_))) {
@@ -162,7 +192,9 @@ impl App {
             Ok(_) => 200,
             Err(AppError::RateLimited(_)) => 429,
             Err(AppError::Invalid(_)) => 422,
-            Err(AppError::Unauthenticated(_)) => 401,
+            Err(AppError::Unauthenticated(_) | AppError::TotpRequired | AppError::TotpInvalid) => {
+                401
+            }
             Err(_) => 500,
         };
         let actor = result.as_ref().ok().map(|r| Actor {
@@ -171,6 +203,9 @@ impl App {
             role: r.user.role,
             session: String::new(),
             expires: None,
+            scope: Actor::session_scope(r.user.role),
+            verified_at: None,
+            must_enrol: r.must_enrol_second_factor,
         });
         self.record_audit(AuditRecord {
             actor,
@@ -187,8 +222,9 @@ impl App {
     async fn try_login(
         &self,
         req: LoginRequest,
-        client: Option<IpAddr>,
+        from: &SignInFrom,
     ) -> Result<LoginResponse, AppError> {
+        let client = from.client;
         if req.username.is_empty() || req.password.is_empty() {
             return Err(AppError::Invalid("Enter a username and a password.".into()));
         }
@@ -205,14 +241,6 @@ impl App {
                     wait.as_secs().max(1)
                 ))
             })?;
-        // Each check takes 19 MiB for tens of milliseconds: at most one per CPU at once, and a
-        // short queue; past it the answer is 429 at once rather than memory for every guess.
-        let _permit = self.password_checks.enter().ok_or_else(|| {
-            AppError::RateLimited(
-                "The server is busy checking passwords; try again in a moment.".into(),
-            )
-        })?;
-        let permit = self.password_checks.permits.clone().acquire_owned().await;
         let username = req.username.clone();
         let row = self
             .db
@@ -221,26 +249,62 @@ impl App {
         let hash = row
             .as_ref()
             .map_or(decoy_hash().to_owned(), |u| u.password_hash.clone());
-        let password = req.password;
-        let ok = tokio::task::spawn_blocking(move || {
+        let ok = self.password_matches(&req.password, &hash).await?;
+        let Some(user) = row.filter(|_| ok) else {
+            attempt.failed(std::time::Instant::now());
+            return Err(AppError::Unauthenticated(BAD_LOGIN));
+        };
+        if user.second_factor {
+            match self
+                .check_second_factor(&user.id, req.totp.as_deref())
+                .await
+            {
+                Ok(()) => {}
+                // Asked for the code: the password was right, nothing was guessed.
+                Err(e @ AppError::TotpRequired) => {
+                    drop(attempt);
+                    return Err(e);
+                }
+                Err(e) => {
+                    attempt.failed(std::time::Instant::now());
+                    return Err(e);
+                }
+            }
+        }
+        drop(attempt);
+        self.issue_session(user, nuage_shared::SessionKind::Password, from)
+            .await
+    }
+
+    /// Checks `password` against `hash` on the blocking pool, at most one check per CPU at once
+    /// behind a short queue: each takes 19 MiB for tens of milliseconds, so past the queue the
+    /// answer is 429 at once rather than memory for every guess.
+    pub(super) async fn password_matches(
+        &self,
+        password: &str,
+        hash: &str,
+    ) -> Result<bool, AppError> {
+        let _place = self.password_checks.enter().ok_or_else(|| {
+            AppError::RateLimited(
+                "The server is busy checking passwords; try again in a moment.".into(),
+            )
+        })?;
+        let permit = self.password_checks.permits.clone().acquire_owned().await;
+        let (password, hash) = (password.to_owned(), hash.to_owned());
+        tokio::task::spawn_blocking(move || {
             let _permit = permit;
             verify_password(&password, &hash)
         })
         .await
-        .map_err(|e| AppError::internal("password check was lost", e))?;
-        match row {
-            Some(user) if ok => {
-                drop(attempt);
-                self.issue_session(user).await
-            }
-            _ => {
-                attempt.failed(std::time::Instant::now());
-                Err(AppError::Unauthenticated(BAD_LOGIN))
-            }
-        }
+        .map_err(|e| AppError::internal("password check was lost", e))
     }
 
-    async fn issue_session(&self, user: UserRow) -> Result<LoginResponse, AppError> {
+    pub(super) async fn issue_session(
+        &self,
+        user: UserRow,
+        kind: nuage_shared::SessionKind,
+        from: &SignInFrom,
+    ) -> Result<LoginResponse, AppError> {
         let now = time::OffsetDateTime::now_utc();
         let exp = now + LOGIN_TTL;
         let claims = Claims {
@@ -255,12 +319,34 @@ impl App {
         let (jti, uid) = (claims.jti.clone(), user.id.clone());
         let (created, expires) = (db::rfc3339(now), db::rfc3339(exp));
         let expires_at = expires.clone();
+        let kind = match kind {
+            nuage_shared::SessionKind::Passkey => "passkey",
+            _ => "password",
+        };
+        let client = from.client.map(|c| c.to_string());
+        let agent = from.user_agent.clone();
+        let verified = now.unix_timestamp();
         self.db
-            .call(move |c| db::users::insert_session(c, &jti, &uid, &created, &expires))
+            .call(move |c| {
+                db::sessions::insert(
+                    c,
+                    &db::sessions::NewSession {
+                        jti: &jti,
+                        user_id: &uid,
+                        kind,
+                        client: client.as_deref(),
+                        user_agent: agent.as_deref(),
+                        created_at: &created,
+                        expires_at: &expires,
+                        verified_at: verified,
+                    },
+                )
+            })
             .await?;
         Ok(LoginResponse {
             token,
             expires_at,
+            must_enrol_second_factor: self.requires_second_factor(user.role) && !user.second_factor,
             user: User {
                 id: user.id.into(),
                 username: user.username,
@@ -269,13 +355,18 @@ impl App {
         })
     }
 
-    /// Turns a bearer token into the [`Actor`] behind it: signature, expiry, and a session that is
-    /// neither revoked nor of a deleted user.
-    pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
+    /// Turns a bearer token from `client` into the [`Actor`] behind it: signature, expiry, and
+    /// a session that is neither revoked nor of a deleted user (an API token: its hash, expiry
+    /// and client CIDRs).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Actor, AppError> {
         const BAD: &str = "Your session is invalid or has expired; sign in again.";
         if let Some((id, secret)) = super::tokens::parse(token) {
             return self
-                .authenticate_api_token(id, secret)
+                .authenticate_api_token(id, secret, client)
                 .await?
                 .ok_or(AppError::Unauthenticated(BAD));
         }
@@ -285,20 +376,57 @@ impl App {
             .map_err(|_| AppError::Unauthenticated(BAD))?
             .claims;
         let jti = claims.jti.clone();
-        let user = self
+        let found = self
             .db
-            .call(move |c| db::users::session_user(c, &jti))
+            .call(move |c| db::sessions::user_of(c, &jti))
             .await?;
-        match user {
-            Some(u) if u.id == claims.sub => Ok(Actor {
-                user_id: u.id.into(),
-                username: u.username,
-                role: u.role,
-                session: claims.jti,
-                expires: Some(claims.exp),
-            }),
-            _ => Err(AppError::Unauthenticated(BAD)),
+        let Some((u, facts)) = found.filter(|(u, _)| u.id == claims.sub) else {
+            return Err(AppError::Unauthenticated(BAD));
+        };
+        self.seen(&claims.jti, facts.last_seen_at.as_deref(), client)
+            .await?;
+        Ok(self.session_actor(u, claims.jti, Some(claims.exp), facts.verified_at))
+    }
+
+    /// The actor of a login session of `u`.
+    fn session_actor(&self, u: UserRow, jti: String, exp: Option<i64>, verified: i64) -> Actor {
+        Actor {
+            must_enrol: self.requires_second_factor(u.role) && !u.second_factor,
+            scope: Actor::session_scope(u.role),
+            user_id: u.id.into(),
+            username: u.username,
+            role: u.role,
+            session: jti,
+            expires: exp,
+            verified_at: Some(verified),
         }
+    }
+
+    /// Notes when (and from where) a session was last seen, at most once a minute.
+    async fn seen(
+        &self,
+        jti: &str,
+        last: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<(), AppError> {
+        let now = time::OffsetDateTime::now_utc();
+        let fresh = last
+            .and_then(|l| {
+                time::OffsetDateTime::parse(l, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .is_some_and(|l| now - l < time::Duration::minutes(1));
+        if fresh {
+            return Ok(());
+        }
+        let (jti, at, client) = (
+            jti.to_owned(),
+            db::rfc3339(now),
+            client.map(|c| c.to_string()),
+        );
+        self.db
+            .call(move |c| db::sessions::touch(c, &jti, &at, client.as_deref()))
+            .await?;
+        Ok(())
     }
 
     /// Checks again that the credential `actor` came with still holds (a ticket's holder, when it
@@ -309,38 +437,94 @@ impl App {
             return Ok(None);
         }
         let session = actor.session.clone();
-        let user = match session.strip_prefix("token:") {
-            Some(id) => {
-                let id = id.to_owned();
-                self.db
-                    .call(move |c| db::tokens::lookup(c, &id))
-                    .await?
-                    .map(|(_, _, user)| user)
+        if let Some(id) = actor.token_id() {
+            let id = id.to_owned();
+            let found = self.db.call(move |c| db::tokens::lookup(c, &id)).await?;
+            return Ok(found.filter(|t| t.user.id == *actor.user_id).map(|t| {
+                let mut fresh = self.token_actor(&t, actor.session.clone(), actor.expires);
+                fresh.scope = fresh.scope.min(actor.scope);
+                fresh
+            }));
+        }
+        let found = self
+            .db
+            .call(move |c| db::sessions::user_of(c, &session))
+            .await?;
+        Ok(found
+            .filter(|(u, _)| u.id == *actor.user_id)
+            .map(|(u, facts)| {
+                self.session_actor(u, actor.session.clone(), actor.expires, facts.verified_at)
+            }))
+    }
+
+    /// `POST /auth/verify`: the password (and the code, when TOTP is on), or a current code
+    /// alone, opens the five-minute window again. Failures count like failed sign-ins.
+    pub async fn reauthenticate(
+        &self,
+        actor: &Actor,
+        req: Reauthenticate,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), AppError> {
+        if actor.verified_at.is_none() {
+            return Err(AppError::Forbidden(
+                "An API token cannot re-authenticate; sign in with your password.",
+            ));
+        }
+        let uid = actor.user_id.to_string();
+        let key = uid.clone();
+        let user = self
+            .db
+            .call(move |c| db::users::user_by_id(c, &key))
+            .await?
+            .ok_or(AppError::Unauthenticated("Your account no longer exists."))?;
+        let attempt = self
+            .logins
+            .reserve(&user.username, client, std::time::Instant::now())
+            .map_err(|wait| {
+                AppError::RateLimited(format!(
+                    "Too many failed attempts; try again in {} second(s).",
+                    wait.as_secs().max(1)
+                ))
+            })?;
+        let result = match (&req.password, &req.totp) {
+            (Some(password), _) => {
+                if !self.password_matches(password, &user.password_hash).await? {
+                    Err(AppError::Unauthenticated("The password is incorrect."))
+                } else if user.second_factor {
+                    self.check_second_factor(&uid, req.totp.as_deref()).await
+                } else {
+                    Ok(())
+                }
             }
-            None => {
-                self.db
-                    .call(move |c| db::users::session_user(c, &session))
-                    .await?
+            (None, Some(code)) if user.second_factor => {
+                self.check_second_factor(&uid, Some(code)).await
             }
+            _ => Err(AppError::Invalid(
+                "Give your password (and your code when two-factor sign-in is on), or a code."
+                    .into(),
+            )),
         };
-        Ok(user.filter(|u| u.id == actor.user_id).map(|u| Actor {
-            user_id: u.id.into(),
-            username: u.username,
-            role: u.role,
-            session: actor.session.clone(),
-            expires: actor.expires,
-        }))
+        match &result {
+            Ok(()) => drop(attempt),
+            Err(AppError::Invalid(_) | AppError::TotpRequired) => drop(attempt),
+            Err(_) => attempt.failed(std::time::Instant::now()),
+        }
+        result?;
+        let jti = actor.session.clone();
+        let now = super::second_factor::unix_now();
+        self.db
+            .call(move |c| db::sessions::mark_verified(c, &jti, now))
+            .await?;
+        Ok(())
     }
 
     /// `POST /auth/logout`: the token stops working at once (an API token is revoked).
     pub async fn logout(&self, actor: &Actor) -> Result<(), AppError> {
-        if let Some(id) = actor.session.strip_prefix("token:") {
+        if let Some(id) = actor.token_id() {
             return self.delete_token(actor, id).await;
         }
         let jti = actor.session.clone();
-        self.db
-            .call(move |c| db::users::revoke_session(c, &jti))
-            .await?;
+        self.db.call(move |c| db::sessions::revoke(c, &jti)).await?;
         self.revoked(&actor.user_id, Some(&actor.session));
         Ok(())
     }

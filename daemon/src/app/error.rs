@@ -15,6 +15,18 @@ pub enum AppError {
     /// No, expired, forged or revoked credentials (401).
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// Sign-in: the password was right; the TOTP code is missing (401 `totp_required`).
+    #[error("Enter the code from your authenticator app (or a recovery code).")]
+    TotpRequired,
+    /// The TOTP or recovery code is wrong or was used already (401 `totp_invalid`).
+    #[error("The code is wrong or was used already; wait for the next one.")]
+    TotpInvalid,
+    /// A sensitive change needs a verification in the last 5 minutes (401).
+    #[error("Confirm it is you: enter your password again (POST /api/v1/auth/verify).")]
+    ReauthenticationRequired,
+    /// The host requires a second factor of this user, who has none (403).
+    #[error("Set up two-factor sign-in first: this host requires it of your account.")]
+    SecondFactorRequired,
     /// Authenticated, but not allowed (403).
     #[error("{0}")]
     Forbidden(&'static str),

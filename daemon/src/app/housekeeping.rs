@@ -50,7 +50,7 @@ impl App {
             .db
             .call(move |c| {
                 Ok(Swept {
-                    sessions: db::users::prune_sessions(c, &now_s)?,
+                    sessions: db::sessions::prune(c, &now_s)?,
                     tokens: db::tokens::prune_expired(c, &now_s)?,
                     jobs: db::backups::prune_jobs(c, &jobs_before)?,
                     audit: db::audit::prune(c, &audit_before, keep)?,

@@ -37,6 +37,9 @@ impl App {
             role: Role::Admin,
             session: String::new(),
             expires: None,
+            scope: nuage_shared::TokenScope::Admin,
+            verified_at: None,
+            must_enrol: false,
         };
         let permits = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
         let mut started = Vec::new();

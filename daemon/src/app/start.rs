@@ -292,6 +292,7 @@ fn bootstrap_admin(db: &Db, data_dir: &Path, preset: Option<&str>) -> Result<(),
         username: "admin".into(),
         password_hash: hash,
         role: nuage_shared::Role::Admin,
+        second_factor: false,
     };
     db.call_blocking(|c| {
         db::users::insert_user_with_quota(

@@ -3,7 +3,7 @@
 //! mints a token that outlives it, and a user holds at most [`MAX_PER_USER`].
 
 use base64::Engine;
-use nuage_shared::{ApiToken, CreateToken, NewToken};
+use nuage_shared::{ApiToken, CreateToken, NewToken, Role, TokenScope};
 use sha2::{Digest, Sha256};
 
 use super::{Actor, App, AppError};
@@ -34,12 +34,37 @@ impl App {
         Ok(self.db.call(move |c| tokens::list(c, &uid)).await?)
     }
 
-    /// `POST /tokens`.
+    /// `POST /tokens`. A signed-in person must have proved who they are in the last five
+    /// minutes; a token may mint tokens, none broader (scope) or longer-lived than itself, and
+    /// only within its own client CIDRs.
     pub async fn create_token(
         &self,
         actor: &Actor,
         req: CreateToken,
     ) -> Result<NewToken, AppError> {
+        if actor.token_id().is_none() {
+            self.require_recent_verification(actor)?;
+        }
+        if req.scope == TokenScope::Admin && actor.role != Role::Admin {
+            return Err(AppError::Forbidden(
+                "Only an administrator's token may have the admin scope.",
+            ));
+        }
+        if req.scope > actor.scope {
+            return Err(AppError::Forbidden(
+                "A token cannot create a token broader than itself.",
+            ));
+        }
+        if req.allowed_cidrs.len() > 32 {
+            return Err(AppError::Invalid(
+                "A token lists at most 32 client CIDRs.".into(),
+            ));
+        }
+        let allowed: Vec<ipnet::IpNet> = req
+            .allowed_cidrs
+            .iter()
+            .map(|c| crate::config::parse_net(c).map_err(AppError::Invalid))
+            .collect::<Result<_, _>>()?;
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(AppError::Invalid(
@@ -88,6 +113,9 @@ impl App {
             created_at: db::rfc3339(now),
             expires_at: expires_at.map(db::rfc3339),
             last_used_at: None,
+            scope: req.scope,
+            allowed_cidrs: allowed.iter().map(ToString::to_string).collect(),
+            last_client: None,
         };
         let (uid, row, h) = (actor.user_id.clone(), token.clone(), hash(&secret));
         self.db
@@ -98,6 +126,8 @@ impl App {
             id: id.into(),
             name: token.name,
             expires_at: token.expires_at,
+            scope: token.scope,
+            allowed_cidrs: token.allowed_cidrs,
         })
     }
 
@@ -149,43 +179,88 @@ impl App {
         }
     }
 
-    /// The actor behind an API token, if it is valid and unexpired.
+    /// The actor behind an API token, if it is valid, unexpired, and used from one of its
+    /// client CIDRs (an unknown client is outside every list).
     pub(super) async fn authenticate_api_token(
         &self,
         id: &str,
         secret: &str,
+        client: Option<std::net::IpAddr>,
     ) -> Result<Option<Actor>, AppError> {
         let key = id.to_owned();
-        let Some((stored, expires, user)) = self.db.call(move |c| tokens::lookup(c, &key)).await?
-        else {
+        let Some(found) = self.db.call(move |c| tokens::lookup(c, &key)).await? else {
             return Ok(None);
         };
         use subtle::ConstantTimeEq;
-        if !bool::from(stored.as_bytes().ct_eq(hash(secret).as_bytes())) {
+        if !bool::from(found.secret_hash.as_bytes().ct_eq(hash(secret).as_bytes())) {
             return Ok(None);
         }
         let now = db::now_rfc3339();
-        if expires.as_deref().is_some_and(|e| e <= now.as_str()) {
+        if found
+            .expires_at
+            .as_deref()
+            .is_some_and(|e| e <= now.as_str())
+        {
             return Ok(None);
         }
-        let expires = match expires {
+        if !from_allowed(&found.allowed_cidrs, client) {
+            return Ok(None);
+        }
+        let expires = match &found.expires_at {
             Some(e) => Some(
-                time::OffsetDateTime::parse(&e, &time::format_description::well_known::Rfc3339)
+                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
                     .map_err(|e| AppError::internal("a token's expiry does not parse", e))?
                     .unix_timestamp(),
             ),
             None => None,
         };
-        let key = id.to_owned();
-        self.db.call(move |c| tokens::touch(c, &key, &now)).await?;
-        Ok(Some(Actor {
-            user_id: user.id.into(),
-            username: user.username,
-            role: user.role,
-            session: format!("token:{id}"),
+        let (key, from) = (id.to_owned(), client.map(|c| c.to_string()));
+        self.db
+            .call(move |c| tokens::touch(c, &key, &now, from.as_deref()))
+            .await?;
+        Ok(Some(self.token_actor(
+            &found,
+            format!("token:{id}"),
             expires,
-        }))
+        )))
     }
+
+    /// The actor of token `t` (its scope no broader than its user's role allows).
+    pub(super) fn token_actor(
+        &self,
+        t: &tokens::TokenRow,
+        session: String,
+        expires: Option<i64>,
+    ) -> Actor {
+        let u = &t.user;
+        Actor {
+            user_id: u.id.clone().into(),
+            username: u.username.clone(),
+            role: u.role,
+            session,
+            expires,
+            scope: t.scope.min(Actor::session_scope(u.role)),
+            verified_at: None,
+            must_enrol: self.requires_second_factor(u.role) && !u.second_factor,
+        }
+    }
+}
+
+/// Whether `client` may use a token limited to `cidrs` (none: from anywhere).
+fn from_allowed(cidrs: &[String], client: Option<std::net::IpAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(ip) = client else { return false };
+    // An IPv4 client reached over an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4 address.
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    cidrs
+        .iter()
+        .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+        .any(|net| net.contains(&ip))
 }
 
 #[cfg(test)]
@@ -199,5 +274,17 @@ mod tests {
         assert_eq!(parse(&format!("nuage_{id}_")), None);
         assert_eq!(parse("nuage_short_secret"), None);
         assert_eq!(parse("eyJhbGciOiJIUzI1NiJ9.x.y"), None);
+    }
+
+    #[test]
+    fn a_cidr_list_admits_only_its_clients() {
+        let list = vec!["10.0.0.0/8".to_owned(), "2001:db8::/32".to_owned()];
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert!(from_allowed(&list, ip("10.1.2.3")));
+        assert!(from_allowed(&list, ip("::ffff:10.1.2.3")));
+        assert!(from_allowed(&list, ip("2001:db8::1")));
+        assert!(!from_allowed(&list, ip("11.0.0.1")));
+        assert!(!from_allowed(&list, None));
+        assert!(from_allowed(&[], None));
     }
 }

@@ -43,7 +43,7 @@ fn user_refused(r: Refusal) -> AppError {
     }
 }
 
-async fn hash(password: String) -> Result<String, AppError> {
+pub(super) async fn hash(password: String) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| AppError::internal("password hashing was lost", e))?
@@ -62,6 +62,7 @@ impl App {
             user: actor.user(),
             quota,
             usage,
+            security: self.account_security(actor).await?,
         })
     }
 
@@ -106,6 +107,7 @@ impl App {
             username: req.username.clone(),
             password_hash: hash(req.password).await?,
             role: req.role,
+            second_factor: false,
         };
         let id = row.id.clone();
         let inserted = self

@@ -201,6 +201,28 @@ const MIGRATIONS: &[&str] = &[
     // What a server's disk file really holds on the host, GiB (internal snapshots keep old data
     // in it, beyond the disk's size); the disk quota counts the larger of the two.
     "ALTER TABLE vms ADD COLUMN held_gib INTEGER NOT NULL DEFAULT 0;",
+    // Account security: a TOTP secret (pending until confirmed, then active) with the last
+    // time step accepted (no replay), single-use recovery codes (hashed), what a session is
+    // (how it signed in, from where, when last seen and last verified: re-authentication), and
+    // a token's scope and client CIDRs.
+    "ALTER TABLE users ADD COLUMN totp_secret BLOB;
+    ALTER TABLE users ADD COLUMN totp_pending BLOB;
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+    CREATE TABLE recovery_codes (
+        user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        used_at   TEXT,
+        PRIMARY KEY (user_id, code_hash)
+    );
+    ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'password';
+    ALTER TABLE sessions ADD COLUMN client TEXT;
+    ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+    ALTER TABLE sessions ADD COLUMN last_seen_at TEXT;
+    ALTER TABLE sessions ADD COLUMN verified_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full'
+        CHECK (scope IN ('read', 'full', 'admin'));
+    ALTER TABLE api_tokens ADD COLUMN allowed_cidrs TEXT;
+    ALTER TABLE api_tokens ADD COLUMN last_client TEXT;",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -12,6 +12,8 @@ pub mod backups;
 pub mod images;
 mod migrations;
 mod refusal;
+pub mod second_factor;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 pub mod vms;

@@ -12,7 +12,13 @@ pub struct UserRow {
     pub username: String,
     pub password_hash: String,
     pub role: Role,
+    /// An active second factor (TOTP); what `--require-2fa` asks for.
+    pub second_factor: bool,
 }
+
+/// The columns [`user_from_row`] reads, for a query on `users` named `u`.
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.username, u.password_hash, u.role, u.totp_secret IS NOT NULL";
 
 fn role_str(role: Role) -> &'static str {
     match role {
@@ -30,12 +36,14 @@ fn parse_role(s: &str) -> Role {
     }
 }
 
-fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+/// A user from the first five columns of `r` ([`USER_COLUMNS`]).
+pub(super) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         username: r.get(1)?,
         password_hash: r.get(2)?,
         role: parse_role(&r.get::<_, String>(3)?),
+        second_factor: r.get(4)?,
     })
 }
 
@@ -131,7 +139,7 @@ pub fn usage(c: &Connection, user_id: &str) -> Result<Quota, DbError> {
 
 pub fn user_by_id(c: &Connection, id: &str) -> Result<Option<UserRow>, DbError> {
     Ok(c.query_row(
-        "SELECT id, username, password_hash, role FROM users WHERE id = ?1",
+        &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
         [id],
         user_from_row,
     )
@@ -142,7 +150,8 @@ pub fn user_by_id(c: &Connection, id: &str) -> Result<Option<UserRow>, DbError> 
 pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbError> {
     let row = c
         .query_row(
-            "SELECT id, username, role, created_at FROM users WHERE id = ?1",
+            "SELECT id, username, role, created_at, totp_secret IS NOT NULL FROM users
+             WHERE id = ?1",
             [id],
             |r| {
                 Ok((
@@ -150,14 +159,16 @@ pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbErr
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, username, role, created_at)) = row else {
+    let Some((id, username, role, created_at, totp)) = row else {
         return Ok(None);
     };
     Ok(Some(UserDetail {
+        totp,
         limits: limits(c, &id)?,
         quota: quota(c, &id)?,
         usage: usage(c, &id)?,
@@ -236,49 +247,11 @@ pub fn delete_user(c: &Connection, id: &str) -> Result<bool, DbError> {
 
 pub fn user_by_username(c: &Connection, username: &str) -> Result<Option<UserRow>, DbError> {
     Ok(c.query_row(
-        "SELECT id, username, password_hash, role FROM users WHERE username = ?1",
+        &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"),
         [username],
         user_from_row,
     )
     .optional()?)
-}
-
-pub fn insert_session(
-    c: &Connection,
-    jti: &str,
-    user_id: &str,
-    created_at: &str,
-    expires_at: &str,
-) -> Result<(), DbError> {
-    c.execute(
-        "INSERT INTO sessions (jti, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![jti, user_id, created_at, expires_at],
-    )?;
-    Ok(())
-}
-
-/// The user behind a session that is neither revoked nor deleted (expiry is the token's own claim).
-pub fn session_user(c: &Connection, jti: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(c.query_row(
-        "SELECT u.id, u.username, u.password_hash, u.role FROM sessions s
-         JOIN users u ON u.id = s.user_id WHERE s.jti = ?1 AND s.revoked = 0",
-        [jti],
-        user_from_row,
-    )
-    .optional()?)
-}
-
-/// Forgets sessions that are revoked or expired: without their row, their tokens fail the same.
-pub fn prune_sessions(c: &Connection, now: &str) -> Result<usize, DbError> {
-    Ok(c.execute(
-        "DELETE FROM sessions WHERE revoked = 1 OR expires_at < ?1",
-        [now],
-    )?)
-}
-
-pub fn revoke_session(c: &Connection, jti: &str) -> Result<(), DbError> {
-    c.execute("UPDATE sessions SET revoked = 1 WHERE jti = ?1", [jti])?;
-    Ok(())
 }
 
 pub fn meta_get(c: &Connection, key: &str) -> Result<Option<String>, DbError> {

@@ -30,7 +30,10 @@ pub async fn record(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     // Authenticated before the request runs: a logout revokes the very token it came with. The
     // handler's `Actor` extractor takes this one instead of checking the token a second time.
     let actor = match bearer(&parts) {
-        Some(token) => app.authenticate(token).await.ok(),
+        Some(token) => app
+            .authenticate(token, super::extract::client(&parts))
+            .await
+            .ok(),
         None => None,
     };
     if let Some(a) = &actor {

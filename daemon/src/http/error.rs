@@ -73,6 +73,10 @@ impl IntoResponse for ApiError {
         let code = match &e {
             AppError::Invalid(_) => ErrorCode::Invalid,
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::TotpRequired => ErrorCode::TotpRequired,
+            AppError::TotpInvalid => ErrorCode::TotpInvalid,
+            AppError::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
+            AppError::SecondFactorRequired => ErrorCode::SecondFactorRequired,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,

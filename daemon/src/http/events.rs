@@ -69,7 +69,10 @@ pub async fn events(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let listener = app.listen_for_revocations();
     let actor = match (bearer(&parts), q.ticket.as_deref()) {
-        (Some(token), _) => app.authenticate(token).await?,
+        (Some(token), _) => {
+            app.authenticate(token, super::extract::client(&parts))
+                .await?
+        }
         (None, Some(ticket)) if !ticket.is_empty() => app.events_open(ticket).await?,
         _ => {
             return Err(AppError::Unauthenticated(
@@ -78,6 +81,7 @@ pub async fn events(
             .into())
         }
     };
+    super::extract::admit(&actor, &parts)?;
     if q.all {
         actor.require_admin()?;
     }

@@ -19,9 +19,24 @@ use crate::app::Actor;
 pub async fn login(
     State(app): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    Ok(Json(app.login(req, client).await?))
+    Ok(Json(app.login(req, &sign_in_from(client, &headers)).await?))
+}
+
+/// Where a sign-in comes from: the client and its `User-Agent` (at most 256 characters).
+pub fn sign_in_from(
+    client: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+) -> crate::app::auth::SignInFrom {
+    crate::app::auth::SignInFrom {
+        client,
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
 }
 
 /// End this session (or revoke this API token) at once.

@@ -3,6 +3,7 @@
 //!
 //! Architecture invariant: no SQL and no libvirt here; every decision is the app layer's.
 
+mod account;
 mod audit;
 mod backups;
 mod console;
@@ -82,6 +83,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(identity::login))
         .routes(routes!(identity::logout))
         .routes(routes!(identity::me))
+        .routes(routes!(account::verify))
+        .routes(routes!(account::begin_totp, account::remove_totp))
+        .routes(routes!(account::confirm_totp))
+        .routes(routes!(account::list_sessions))
+        .routes(routes!(account::end_session))
+        .routes(routes!(account::sign_out_others))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::reset_totp))
         .routes(routes!(identity::list_tokens, identity::create_token))
         .routes(routes!(identity::delete_token))
         .routes(routes!(identity::list_users, identity::create_user))

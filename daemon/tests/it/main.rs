@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account;
 mod audit;
 mod auth;
 mod backups;

@@ -84,9 +84,15 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec!["nuaged", "--network-mode", "isolated"];
         args.extend_from_slice(policy);
-        let host = Settings::resolve(nuage_daemon::config::Cli::try_parse_from(args).unwrap())
-            .expect("valid policy flags")
-            .host;
+        let resolved = Settings::resolve(nuage_daemon::config::Cli::try_parse_from(args).unwrap())
+            .expect("valid policy flags");
+        let host = resolved.host;
+        // The tests' own default is no second factor required, unless they name a policy.
+        let require_2fa = if policy.contains(&"--require-2fa") {
+            resolved.require_2fa
+        } else {
+            nuage_daemon::config::Require2fa::None
+        };
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
@@ -97,6 +103,7 @@ impl TestApp {
             web_dir,
             trusted_proxies: Vec::new(),
             tls: nuage_daemon::config::TlsSetting::Off,
+            require_2fa,
             admin_password: Some(ADMIN_PASSWORD.into()),
             host,
         };
@@ -272,6 +279,9 @@ pub fn tenant(user_id: &str, username: &str) -> nuage_daemon::app::Actor {
         role: nuage_shared::Role::User,
         session: String::new(),
         expires: None,
+        scope: nuage_shared::TokenScope::Full,
+        verified_at: None,
+        must_enrol: false,
     }
 }
 

@@ -32,6 +32,16 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("POST", "/api/v1/auth/login", Other::Public),
     ("POST", "/api/v1/auth/logout", Other::Own(204)),
     ("GET", "/api/v1/me", Other::Own(200)),
+    ("POST", "/api/v1/auth/verify", Other::Own(204)),
+    ("POST", "/api/v1/me/totp", Other::Own(201)),
+    // A wrong code (the enrolment above is bob's own).
+    ("POST", "/api/v1/me/totp/confirm", Other::Own(401)),
+    ("DELETE", "/api/v1/me/totp", Other::Own(401)),
+    ("GET", "/api/v1/me/sessions", Other::Own(200)),
+    ("DELETE", "/api/v1/me/sessions/{id}", Other::NotFound),
+    ("POST", "/api/v1/me/sign-out", Other::Own(204)),
+    ("PUT", "/api/v1/me/password", Other::Own(204)),
+    ("DELETE", "/api/v1/users/{id}/totp", Other::Admin),
     ("GET", "/api/v1/tokens", Other::Own(200)),
     ("POST", "/api/v1/tokens", Other::Own(201)),
     ("DELETE", "/api/v1/tokens/{id}", Other::NotFound),
@@ -202,13 +212,26 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let sessions = t.get("/api/v1/me/sessions", Some(&alice)).await;
+    let alice_session = sessions
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let expired = expired_token(&t.data_dir, &alice_id);
     let mut forged = alice.clone();
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
 
     let fill = |path: &str| {
-        let id = if path.contains("/jobs/") {
+        let id = if path.contains("/me/sessions/") {
+            &alice_session
+        } else if path.contains("/jobs/") {
             &job_id
         } else if path.contains("/users/") {
             &alice_id
@@ -241,6 +264,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             ("POST", "/api/v1/backups/{bid}/restore") => r#"{"as_new":true}"#.into(),
             ("PUT", "/api/v1/vms/{id}/backup-schedule") => r#"{"time":"05:00","keep":1}"#.into(),
             ("POST", "/api/v1/auth/login") => r#"{"username":"alice","password":"wrong"}"#.into(),
+            ("POST", "/api/v1/auth/verify") => r#"{"password":"password-1"}"#.into(),
+            ("POST", "/api/v1/me/totp/confirm") | ("DELETE", "/api/v1/me/totp") => r#"{"code":"000000"}"#.into(),
+            ("PUT", "/api/v1/me/password") => r#"{"password":"password-1"}"#.into(),
             _ => return None,
         })
     };
@@ -312,6 +338,72 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         );
     }
 
+    // The victim's own read token changes nothing anywhere (403 on every method but GET), and
+    // a token used from outside its CIDRs is no credential at all.
+    let read = t
+        .post(
+            "/api/v1/tokens",
+            Some(&alice),
+            r#"{"name":"ro","scope":"read"}"#,
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fenced = t
+        .post(
+            "/api/v1/tokens",
+            Some(&alice),
+            r#"{"name":"fenced","allowed_cidrs":["192.0.2.0/24"]}"#,
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for &(method, template, other) in TABLE {
+        if other == Other::Public {
+            continue;
+        }
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let path = fill(template);
+        let body = body_for(method, template);
+        let r = t.send(m.clone(), &path, Some(&read), body.as_deref()).await;
+        if method == "GET" {
+            if other != Other::Ticket {
+                assert_ne!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "GET {template}: {}",
+                    r.text
+                );
+            }
+            if other != Other::Admin {
+                assert_ne!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "GET {template}: {}",
+                    r.text
+                );
+            }
+        } else {
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::FORBIDDEN, "forbidden"),
+                "{method} {template} with a read token: {}",
+                r.text
+            );
+        }
+        let r = t.send(m, &path, Some(&fenced), body.as_deref()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{method} {template} from outside the token's CIDRs: {}",
+            r.text
+        );
+    }
+
     // The victim's server, token and account are as they were.
     let now = t.get(&format!("/api/v1/vms/{vm_id}"), Some(&alice)).await;
     assert_eq!(
@@ -341,7 +433,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         .await;
     assert_eq!(schedule.body["time"], "04:00", "{}", schedule.text);
     let tokens = t.get("/api/v1/tokens", Some(&alice)).await;
-    assert_eq!(tokens.body.as_array().unwrap().len(), 1);
+    assert_eq!(tokens.body.as_array().unwrap().len(), 3, "{}", tokens.text);
+    let me = t.get("/api/v1/me", Some(&alice)).await;
+    assert_eq!(me.body["security"]["totp"], false, "{}", me.text);
     assert_eq!(
         t.get("/api/v1/me", Some(&alice)).await.status,
         StatusCode::OK

@@ -276,6 +276,7 @@ mod tests {
                 vms: used_vms,
                 snapshots: 0,
             },
+            security: Default::default(),
         }
     }
 

@@ -31,7 +31,7 @@ pub fn LoginPage() -> impl IntoView {
         set_busy.set(true);
         set_error.set(None);
         spawn_local(async move {
-            match api::login(u, p).await {
+            match api::login(u, p, None).await {
                 Ok(resp) => auth.signed_in(resp.into()),
                 Err(e) => set_error.set(Some(e.message)),
             }
