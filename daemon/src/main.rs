@@ -49,15 +49,18 @@ fn refuse(message: &str) -> ExitCode {
 
 async fn run(settings: Settings) -> ExitCode {
     let listen = settings.listen;
-    // Before the hypervisor: a bad certificate path is refused at once.
-    let tls = match nuage_daemon::http::tls::prepare(&settings) {
-        Ok(tls) => tls.map(Arc::new),
-        Err(e) => return refuse(&e),
-    };
+    // Taken before the (possibly long) start, so that a certbot hook's SIGHUP then does not end
+    // the process.
+    let hangup = signal(SignalKind::hangup()).ok();
     let app = match tokio::task::spawn_blocking(move || nuage_daemon::app::start(settings)).await {
         Ok(Ok(app)) => Arc::new(app),
         Ok(Err(e)) => return refuse(&e.0),
         Err(e) => return refuse(&format!("start-up failed: {e}")),
+    };
+    // After the start, which made the data dir with its own modes.
+    let tls = match nuage_daemon::http::tls::prepare(&app.settings) {
+        Ok(tls) => tls.map(Arc::new),
+        Err(e) => return refuse(&e),
     };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -76,7 +79,7 @@ async fn run(settings: Settings) -> ExitCode {
     } else {
         "http"
     };
-    reload_on_hangup(tls.clone());
+    reload_on_hangup(hangup, tls.clone());
     // The harness and the run script read this line to find the port.
     println!("nuaged listening on {scheme}://{addr}");
     match nuage_daemon::serve(listener, app, tls, shutdown_signal()).await {
@@ -90,8 +93,11 @@ async fn run(settings: Settings) -> ExitCode {
 
 /// `SIGHUP` re-reads the certificate and key (a renewal); without TLS it is ignored rather than
 /// ending the process.
-fn reload_on_hangup(tls: Option<Arc<nuage_daemon::http::tls::Tls>>) {
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+fn reload_on_hangup(
+    hangup: Option<tokio::signal::unix::Signal>,
+    tls: Option<Arc<nuage_daemon::http::tls::Tls>>,
+) {
+    let Some(mut hangup) = hangup else {
         return;
     };
     tokio::spawn(async move {

@@ -75,6 +75,8 @@ pub struct App {
     anonymous_reported: std::sync::atomic::AtomicU64,
     /// Failed sign-ins per username and per client address.
     logins: ratelimit::LoginLimiter,
+    /// Wrong second-factor codes per user.
+    codes: ratelimit::CodeLimiter,
     /// The bound on password checks running at once (Argon2's memory).
     password_checks: auth::PasswordChecks,
     /// Tickets that open `/events` once.

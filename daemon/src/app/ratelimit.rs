@@ -38,6 +38,48 @@ pub fn delay(over: u32) -> Duration {
         .min(MAX_DELAY)
 }
 
+/// Wrong second-factor codes before each further one waits ([`delay`], doubling).
+pub const CODE_FAILURES: u32 = 5;
+
+/// Wrong second-factor codes per user, with no exemption for a clean client: whoever holds the
+/// password must not get more than a few guesses at six digits however many addresses they
+/// use. Past [`CODE_FAILURES`] each guess waits twice as long as the last (30 s up to 15 min);
+/// a right code, or a day without failures, forgets them. Only users whose password was right
+/// (or who are signed in) reach it, so it holds at most one entry per user.
+#[derive(Default)]
+pub struct CodeLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl CodeLimiter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long `user` must wait before their next code is checked, if at all.
+    pub fn wait(&self, user: &str, now: Instant) -> Option<Duration> {
+        let (count, last) = *self.lock().get(user)?;
+        if count < CODE_FAILURES || now.duration_since(last) > Duration::from_secs(86_400) {
+            return None;
+        }
+        let until = last + delay(count - CODE_FAILURES + 1);
+        (until > now).then(|| until - now)
+    }
+
+    pub fn failed(&self, user: &str, now: Instant) {
+        let mut map = self.lock();
+        let e = map.entry(user.to_owned()).or_insert((0, now));
+        if now.duration_since(e.1) > Duration::from_secs(86_400) {
+            e.0 = 0;
+        }
+        *e = (e.0 + 1, now);
+    }
+
+    pub fn succeeded(&self, user: &str) {
+        self.lock().remove(user);
+    }
+}
+
 /// The key a client is counted under: its address, or its /64 for IPv6 (one subscriber's
 /// prefix); IPv4-mapped IPv6 addresses count as IPv4.
 pub fn client_key(ip: IpAddr) -> String {
@@ -234,6 +276,24 @@ mod tests {
         drop(owner);
         // Unknown client addresses get no such pass.
         assert!(l.reserve("admin", None, t0).is_err());
+    }
+
+    #[test]
+    fn wrong_codes_wait_longer_and_longer_from_any_address_until_a_right_one() {
+        let l = CodeLimiter::default();
+        let t0 = Instant::now();
+        for _ in 0..CODE_FAILURES {
+            assert_eq!(l.wait("alice", t0), None);
+            l.failed("alice", t0);
+        }
+        assert_eq!(l.wait("alice", t0), Some(FIRST_DELAY));
+        assert_eq!(l.wait("bob", t0), None, "per user");
+        let t1 = t0 + FIRST_DELAY;
+        assert_eq!(l.wait("alice", t1), None);
+        l.failed("alice", t1);
+        assert_eq!(l.wait("alice", t1), Some(FIRST_DELAY * 2));
+        l.succeeded("alice");
+        assert_eq!(l.wait("alice", t1), None);
     }
 
     #[test]

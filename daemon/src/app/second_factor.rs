@@ -38,7 +38,14 @@ impl App {
         let Some(code) = code.map(str::to_owned) else {
             return Err(AppError::TotpRequired);
         };
+        if let Some(wait) = self.codes.wait(user_id, std::time::Instant::now()) {
+            return Err(AppError::RateLimited(format!(
+                "Too many wrong codes; try again in {} second(s).",
+                wait.as_secs().max(1)
+            )));
+        }
         if code.len() > 64 {
+            self.codes.failed(user_id, std::time::Instant::now());
             return Err(AppError::TotpInvalid);
         }
         let uid = user_id.to_owned();
@@ -62,8 +69,10 @@ impl App {
             })
             .await?;
         if accepted {
+            self.codes.succeeded(user_id);
             Ok(())
         } else {
+            self.codes.failed(user_id, std::time::Instant::now());
             Err(AppError::TotpInvalid)
         }
     }
@@ -145,6 +154,15 @@ impl App {
             .map_err(|_| {
                 AppError::Conflict("The enrolment changed meanwhile; start it again.".into())
             })?;
+        // Sessions signed in with the password alone end: whoever had it has no code.
+        let (uid, keep) = (actor.user_id.to_string(), actor.session.clone());
+        let ended = self
+            .db
+            .call(move |c| db::sessions::revoke_others(c, &uid, &keep))
+            .await?;
+        for jti in &ended {
+            self.revoked(&actor.user_id, Some(jti));
+        }
         Ok(RecoveryCodes {
             recovery_codes: codes,
         })
@@ -177,6 +195,11 @@ impl App {
     /// sessions end; they enrol again at their next sign-in where the host requires it.
     pub async fn reset_totp(&self, actor: &Actor, user_id: &str) -> Result<(), AppError> {
         actor.require_admin()?;
+        if user_id == actor.user_id.as_str() {
+            return Err(AppError::Conflict(
+                "Turn your own second factor off with a code (DELETE /api/v1/me/totp).".into(),
+            ));
+        }
         let uid = user_id.to_owned();
         let found = self
             .db

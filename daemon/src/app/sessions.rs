@@ -79,15 +79,7 @@ impl App {
         let current = actor.session.clone();
         let ended = self
             .db
-            .call(move |c| {
-                let mut ended = Vec::new();
-                for s in sessions::list(c, &uid, &db::now_rfc3339())? {
-                    if s.jti != current && sessions::revoke_of(c, &uid, &s.jti)? {
-                        ended.push(s.jti);
-                    }
-                }
-                Ok(ended)
-            })
+            .call(move |c| sessions::revoke_others(c, &uid, &current))
             .await?;
         for jti in &ended {
             self.revoked(&actor.user_id, Some(jti));
@@ -96,16 +88,19 @@ impl App {
     }
 
     /// `PUT /me/password`: a new password for the caller (verified in the last five minutes);
-    /// their other sessions end, API tokens stay.
+    /// every other credential ends (sessions and API tokens), as when an admin sets it.
     pub async fn change_password(&self, actor: &Actor, password: String) -> Result<(), AppError> {
         self.require_recent_verification(actor)?;
         nuage_shared::validate_password(&password).map_err(|m| AppError::Invalid(m.into()))?;
         let hash = super::users::hash(password).await?;
-        let uid = actor.user_id.to_string();
+        let (uid, keep) = (actor.user_id.to_string(), actor.session.clone());
         self.db
-            .call(move |c| db::users::set_password_hash(c, &uid, &hash))
+            .call(move |c| {
+                db::users::set_password_hash(c, &uid, &hash)?;
+                db::users::end_credentials(c, &uid, &keep)
+            })
             .await?;
-        self.sign_out_others(actor).await?;
+        self.revoked(&actor.user_id, None);
         Ok(())
     }
 }

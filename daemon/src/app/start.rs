@@ -149,6 +149,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         revocations: tokio::sync::broadcast::channel(1024).0,
         sockets: Default::default(),
         logins: Default::default(),
+        codes: Default::default(),
         anonymous_refusals: Default::default(),
         anonymous_reported: Default::default(),
         password_checks: Default::default(),

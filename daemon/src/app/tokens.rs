@@ -60,11 +60,33 @@ impl App {
                 "A token lists at most 32 client CIDRs.".into(),
             ));
         }
-        let allowed: Vec<ipnet::IpNet> = req
+        let mut allowed: Vec<ipnet::IpNet> = req
             .allowed_cidrs
             .iter()
             .map(|c| crate::config::parse_net(c).map_err(AppError::Invalid))
             .collect::<Result<_, _>>()?;
+        // A token limited to some clients mints tokens limited to (within) the same ones.
+        if let Some(parent) = actor.token_id() {
+            let key = parent.to_owned();
+            let limits: Vec<ipnet::IpNet> = self
+                .db
+                .call(move |c| tokens::lookup(c, &key))
+                .await?
+                .map(|t| t.allowed_cidrs)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            if !limits.is_empty() {
+                if allowed.is_empty() {
+                    allowed = limits;
+                } else if !allowed.iter().all(|n| limits.iter().any(|l| l.contains(n))) {
+                    return Err(AppError::Forbidden(
+                        "A token cannot create a token usable from outside its own CIDRs.",
+                    ));
+                }
+            }
+        }
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(AppError::Invalid(

@@ -138,6 +138,13 @@ impl App {
     ) -> Result<UserDetail, AppError> {
         actor.require_admin()?;
         if let Some(p) = &req.password {
+            // One's own password changes on the Account page, after re-confirming who one is:
+            // an admin token or a stale session must not take the account over this way.
+            if id == actor.user_id.as_str() {
+                return Err(AppError::Conflict(
+                    "Change your own password with PUT /api/v1/me/password.".into(),
+                ));
+            }
             validate_password(p).map_err(|m| AppError::Invalid(m.into()))?;
         }
         if let Some(q) = &req.quota {

@@ -222,7 +222,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full'
         CHECK (scope IN ('read', 'full', 'admin'));
     ALTER TABLE api_tokens ADD COLUMN allowed_cidrs TEXT;
-    ALTER TABLE api_tokens ADD COLUMN last_client TEXT;",
+    ALTER TABLE api_tokens ADD COLUMN last_client TEXT;
+    UPDATE api_tokens SET scope = 'admin'
+        WHERE user_id IN (SELECT id FROM users WHERE role = 'admin');",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -129,6 +129,18 @@ pub fn revoke_of(c: &Connection, user_id: &str, jti: &str) -> Result<bool, DbErr
     )? > 0)
 }
 
+/// Revokes every live session of `user_id` but `keep`; the ones it ended.
+pub fn revoke_others(c: &Connection, user_id: &str, keep: &str) -> Result<Vec<String>, DbError> {
+    let mut stmt = c.prepare(
+        "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND jti != ?2 AND revoked = 0
+         RETURNING jti",
+    )?;
+    let ended = stmt
+        .query_map(params![user_id, keep], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ended)
+}
+
 /// Forgets sessions that are revoked or expired: without their row, their tokens fail the same.
 pub fn prune(c: &Connection, now: &str) -> Result<usize, DbError> {
     Ok(c.execute(

@@ -40,30 +40,54 @@ pub struct Limits {
 }
 
 /// The client of a request: the peer, or for a request from a trusted proxy the address that
-/// proxy appended: the right-most of `X-Forwarded-For` (those left of it are the client's own
-/// say), or when there is none, the right-most `for=` of `Forwarded` (RFC 7239).
+/// proxy (and any trusted proxy before it) says it came from: walking `X-Forwarded-For` from the
+/// right, the first address that is not itself a trusted proxy (those left of it are the
+/// client's own say); when there is no `X-Forwarded-For`, the same walk over the `for=` of
+/// `Forwarded` (RFC 7239). A proxy must therefore set (or overwrite) `X-Forwarded-For`.
 pub fn client_of(
     peer: SocketAddr,
     headers: &hyper::HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> SocketAddr {
-    if !trusted.iter().any(|net| net.contains(&peer.ip())) {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(&unmapped(ip)));
+    if !is_trusted(peer.ip()) {
         return peer;
     }
-    let last = |name: &str| {
+    let entries = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .next_back()
-            .map(str::to_owned)
+            .map(|e| e.trim().to_owned())
+            .collect()
     };
-    let named = match last("x-forwarded-for") {
-        Some(entry) => entry.trim().parse::<IpAddr>().ok(),
-        None => last("forwarded").and_then(|element| forwarded_for(&element)),
+    let xff = entries("x-forwarded-for");
+    let chain: Vec<Option<IpAddr>> = if xff.is_empty() {
+        entries("forwarded")
+            .iter()
+            .map(|e| forwarded_for(e))
+            .collect()
+    } else {
+        xff.iter().map(|e| e.parse().ok()).collect()
     };
-    named.map_or(peer, |ip| SocketAddr::new(ip, 0))
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(*ip) => continue,
+            Some(ip) => return SocketAddr::new(unmapped(*ip), 0),
+            // Garbage or an obfuscated name: nothing trustworthy beyond it.
+            None => return peer,
+        }
+    }
+    peer
+}
+
+/// An IPv4 address reached over an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4 address.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// The address of one `Forwarded` element's `for=` (`for=192.0.2.60`,
@@ -242,6 +266,22 @@ mod tests {
         );
         f.insert("forwarded", "for=_hidden".parse().unwrap());
         assert_eq!(client_of(proxy, &f, &trusted), proxy);
+        // A chain of trusted proxies: the first untrusted hop from the right is the client.
+        let mut chain = hyper::HeaderMap::new();
+        chain.insert(
+            "x-forwarded-for",
+            "10.9.9.9, 198.51.100.2, 127.0.0.5".parse().unwrap(),
+        );
+        assert_eq!(
+            client_of(proxy, &chain, &trusted).ip().to_string(),
+            "198.51.100.2"
+        );
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        assert_eq!(
+            client_of(mapped, &chain, &trusted).ip().to_string(),
+            "198.51.100.2",
+            "a v4-mapped proxy is the v4 proxy"
+        );
         // X-Forwarded-For wins when both are there (what nginx and Caddy set).
         f.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
         assert_eq!(

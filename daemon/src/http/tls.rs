@@ -118,6 +118,12 @@ pub fn prepare(settings: &Settings) -> Result<Option<Tls>, String> {
             if !cert.exists() || !key.exists() {
                 generate(&dir, &cert, &key, settings)?;
             }
+            // Whatever happened to them since, they are the daemon's alone.
+            use std::os::unix::fs::PermissionsExt;
+            for (path, mode) in [(&dir, 0o700), (&key, 0o600), (&cert, 0o600)] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("TLS files in {}: {e}", dir.display()))?;
+            }
             Tls::load(&cert, &key).map(Some)
         }
     }
@@ -127,11 +133,11 @@ pub fn prepare(settings: &Settings) -> Result<Option<Tls>, String> {
 fn generate(dir: &Path, cert: &Path, key: &Path, settings: &Settings) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let fail = |e: &dyn std::fmt::Display| format!("generating a TLS certificate: {e}");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| fail(&e))?;
+    // The data dir exists (made by the start with its own modes); only `tls/` is made here.
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(fail(&e)),
+        _ => {}
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail(&e))?;
     let mut names = vec!["localhost".to_owned()];
     if let Ok(host) = rustix::system::uname().nodename().to_str() {

@@ -283,7 +283,7 @@ async fn sensitive_changes_need_a_verification_in_the_last_five_minutes() {
         .post("/api/v1/tokens", Some(&dave), r#"{"name":"fresh"}"#)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let api_token = r.body["token"].as_str().unwrap().to_owned();
+    let old_token = r.body["token"].as_str().unwrap().to_owned();
     age_verifications(&t).await;
     for (method, path, body) in [
         (Method::POST, "/api/v1/tokens", r#"{"name":"later"}"#),
@@ -346,6 +346,16 @@ async fn sensitive_changes_need_a_verification_in_the_last_five_minutes() {
         t.get("/api/v1/me", Some(&dave)).await.status,
         StatusCode::OK
     );
+    assert_eq!(
+        t.get("/api/v1/me", Some(&old_token)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "API tokens end with the old password too"
+    );
+    let r = t
+        .post("/api/v1/tokens", Some(&dave), r#"{"name":"after"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let api_token = r.body["token"].as_str().unwrap().to_owned();
     // An API token cannot do what needs a person.
     for (method, path, body) in [
         (Method::POST, "/api/v1/me/totp", ""),
@@ -561,4 +571,104 @@ async fn a_user_lists_and_ends_their_own_sessions() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(t.get("/api/v1/tokens", Some(&gina)).await.body, json!([]));
+}
+
+#[tokio::test]
+async fn code_guesses_are_limited_per_user_from_any_number_of_addresses() {
+    let server = TestServer::start().await;
+    let t = &server.app;
+    let admin = t.admin_token().await;
+    let (hank, _) = t.user_with_quota(&admin, "hank", json!(null)).await;
+    let (url, _) = enrol(t, &hank).await;
+    let login_url = format!("http://{}/api/v1/auth/login", server.addr);
+    let body = |code: &str| {
+        json!({"username": "hank", "password": "password-1", "totp": code}).to_string()
+    };
+    // Each wrong guess from a fresh address (a clean client is not throttled by the password
+    // limits): still only CODE_FAILURES of them.
+    for i in 0..nuage_daemon::app::ratelimit::CODE_FAILURES {
+        let from = format!("127.0.1.{}", i + 1);
+        let (status, text) = raw_http(&from, &login_url, "POST", None, Some(&body("000000"))).await;
+        assert_eq!(status, 401, "{text}");
+    }
+    let (status, text) = raw_http(
+        "127.0.2.1",
+        &login_url,
+        "POST",
+        None,
+        Some(&body(&code(&url, 1))),
+    )
+    .await;
+    assert_eq!(status, 429, "even the right code waits now: {text}");
+}
+
+#[tokio::test]
+async fn a_token_stays_within_its_cidrs_and_admins_change_their_own_account_only_themselves() {
+    let server = TestServer::start().await;
+    let t = &server.app;
+    let admin = t.admin_token().await;
+    let (ivy, ivy_id) = t.user_with_quota(&admin, "ivy", json!(null)).await;
+    let r = t
+        .post(
+            "/api/v1/tokens",
+            Some(&ivy),
+            r#"{"name":"fenced","allowed_cidrs":["127.0.0.0/8"]}"#,
+        )
+        .await;
+    let fenced = r.body["token"].as_str().unwrap().to_owned();
+    let url = format!("http://{}/api/v1/tokens", server.addr);
+    // Minted by the fenced token: without a list it inherits the parent's; a broader list is
+    // refused.
+    let (status, text) = raw_http(
+        "127.0.0.2",
+        &url,
+        "POST",
+        Some(&fenced),
+        Some(r#"{"name":"child"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let child: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(child["allowed_cidrs"], json!(["127.0.0.0/8"]));
+    let (status, text) = raw_http(
+        "127.0.0.2",
+        &url,
+        "POST",
+        Some(&fenced),
+        Some(r#"{"name":"wide","allowed_cidrs":["0.0.0.0/0"]}"#),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+
+    // An admin's own password and second factor change only through their own endpoints.
+    let me = t.get("/api/v1/me", Some(&admin)).await;
+    let admin_id = me.body["user"]["id"].as_str().unwrap().to_owned();
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin_id}"),
+            Some(&admin),
+            Some(r#"{"password":"taken-over-1"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = t
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/users/{admin_id}/totp"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // Another user's password is still theirs to set, and ends their credentials.
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{ivy_id}"),
+            Some(&admin),
+            Some(r#"{"password":"new-password-9"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -129,7 +129,22 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
+        self.send_from(None, method, path, token, body).await
+    }
+
+    /// [`TestApp::send`] as if from `client` (what the listener would have found).
+    pub async fn send_from(
+        &self,
+        client: Option<std::net::SocketAddr>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = client {
+            req = req.extension(axum::extract::ConnectInfo(c));
+        }
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }

@@ -131,6 +131,12 @@ impl App {
                 guard: None,
             });
         }
+        // A fresh archive is a job that holds the server and the disk quota: no read token's.
+        if actor.scope == nuage_shared::TokenScope::Read {
+            return Err(AppError::Forbidden(
+                "This API token is read-only: it may download an existing backup only.",
+            ));
+        }
         let (vm, turn) = self.settled_vm(actor, vm_id).await?;
         let busy = self.claim(&vm.id, "An export")?;
         drop(turn);
