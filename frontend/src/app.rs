@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api;
+use crate::pages::account::AccountPage;
 use crate::pages::admin::{AuditPage, ImagesPage, UsersPage};
 use crate::pages::{
     create::CreateServerPage, host::HostPage, login::LoginPage, server::ServerPage,
@@ -60,6 +61,8 @@ pub fn App() -> impl IntoView {
         <main>
             {move || if auth.session.with(Option::is_none) {
                 view! { <LoginPage/> }.into_any()
+            } else if auth.session.with(|s| s.as_ref().is_some_and(|s| s.must_enrol)) {
+                view! { <AccountPage/> }.into_any()
             } else {
                 let path = location.0.get();
                 match path.as_str() {
@@ -69,6 +72,7 @@ pub fn App() -> impl IntoView {
                     "/admin/users" => view! { <UsersPage/> }.into_any(),
                     "/admin/images" => view! { <ImagesPage/> }.into_any(),
                     "/admin/audit" => view! { <AuditPage/> }.into_any(),
+                    "/account" => view! { <AccountPage/> }.into_any(),
                     p => match p.strip_prefix("/servers/").filter(|id| !id.is_empty() && !id.contains('/')) {
                         Some(id) => view! { <ServerPage id=id.to_owned()/> }.into_any(),
                         None => view! { <p class="card">"No such page."</p> }.into_any(),
@@ -99,6 +103,7 @@ fn Header() -> impl IntoView {
                         <A href="/admin/audit".to_owned()>"Audit"</A>
                         <A href="/admin/host".to_owned()>"Host"</A>
                     })}
+                    <A href="/account".to_owned() id="account-link">"Account"</A>
                     <span class="muted">{s.user.username}</span>
                     <button class="secondary" id="sign-out" on:click=sign_out>"Sign out"</button>
                 </nav>

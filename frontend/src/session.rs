@@ -12,6 +12,10 @@ const KEY: &str = "nuage.session";
 pub struct Session {
     pub token: String,
     pub user: User,
+    /// The host requires a second factor of this user and they have none yet: only the
+    /// Account page shows until they enrol.
+    #[serde(default)]
+    pub must_enrol: bool,
 }
 
 impl From<LoginResponse> for Session {
@@ -19,6 +23,7 @@ impl From<LoginResponse> for Session {
         Session {
             token: r.token,
             user: r.user,
+            must_enrol: r.must_enrol_second_factor,
         }
     }
 }
@@ -50,6 +55,14 @@ impl Auth {
             let _ = st.set_item(KEY, &text);
         }
         self.session.set(Some(s));
+    }
+
+    /// The user enrolled a second factor: the whole console opens.
+    pub fn enrolled(&self) {
+        if let Some(mut s) = self.session.get_untracked() {
+            s.must_enrol = false;
+            self.signed_in(s);
+        }
     }
 
     /// Forgets the session (the daemon said it is no longer valid, or the user signed out).

@@ -168,7 +168,7 @@ pub fn UsersPage() -> impl IntoView {
             <h2>"Users"</h2>
             {move || users.get().map(|list| view! {
                 <table class="servers">
-                    <thead><tr><th>"User"</th><th>"Role"</th><th>"vCPUs"</th><th>"Memory"</th><th>"Disk"</th><th>"Servers"</th><th></th></tr></thead>
+                    <thead><tr><th>"User"</th><th>"Role"</th><th>"vCPUs"</th><th>"Memory"</th><th>"Disk"</th><th>"Servers"</th><th>"2FA"</th><th></th></tr></thead>
                     <tbody>
                         {list.into_iter().map(|u| {
                             let (id, q, used) = (u.id.clone(), u.quota, u.usage);
@@ -185,6 +185,19 @@ pub fn UsersPage() -> impl IntoView {
                                     });
                                 }
                             };
+                            let reset = {
+                                let id = u.id.clone();
+                                move |_| {
+                                    let (token, path) = (auth.token(), format!("/users/{id}/totp"));
+                                    spawn_local(async move {
+                                        match api::call(&token, "DELETE", &path, None).await {
+                                            Ok(_) => load(),
+                                            Err(e) => error.set(Some(auth.explain(e))),
+                                        }
+                                    });
+                                }
+                            };
+                            let totp = u.totp;
                             view! {
                                 <tr data-user=u.username.clone()>
                                     <td>{u.username.clone()}</td>
@@ -193,7 +206,8 @@ pub fn UsersPage() -> impl IntoView {
                                     <td>{format!("{} / {} MiB", used.memory_mib, q.memory_mib)}</td>
                                     <td>{format!("{} / {} GiB", used.disk_gib, q.disk_gib)}</td>
                                     <td>{format!("{} / {}", used.vms, q.vms)}</td>
-                                    <td><button class="secondary" on:click=edit>"Quota…"</button>" "
+                                    <td class="totp">{if totp { "on" } else { "off" }}</td>
+                                    <td>{totp.then(|| view! { <button class="secondary reset-totp" on:click=reset>"Reset 2FA"</button>" " })}<button class="secondary" on:click=edit>"Quota…"</button>" "
                                         <button class="secondary" on:click=del>"Delete"</button></td>
                                 </tr>
                             }

@@ -94,7 +94,7 @@ pub fn jobs_html(jobs: &[Job]) -> String {
 }
 
 /// The `data-act` and `data-id` of the button a click landed on.
-fn clicked(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
+pub(crate) fn clicked(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
     let el = ev
         .target()?
         .dyn_into::<web_sys::Element>()
@@ -105,7 +105,7 @@ fn clicked(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
 }
 
 /// The value of the input with this id.
-fn input(id: &str) -> String {
+pub(crate) fn input(id: &str) -> String {
     web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id(id))

@@ -13,6 +13,8 @@ pub fn LoginPage() -> impl IntoView {
     let (password, set_password) = signal(String::new());
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
+    // Asked for after a right password when the account has TOTP on.
+    let (code, set_code) = signal(None::<String>);
     // Marks the moment the form is on screen and usable, for the time-to-interactive benchmark
     // (`performance.getEntriesByName("nuage-login-ready")`).
     Effect::new(move |_| {
@@ -30,10 +32,16 @@ pub fn LoginPage() -> impl IntoView {
         }
         set_busy.set(true);
         set_error.set(None);
+        let totp = code.get_untracked().filter(|c| !c.trim().is_empty());
         spawn_local(async move {
-            match api::login(u, p, None).await {
+            match api::login(u, p, totp).await {
                 Ok(resp) => auth.signed_in(resp.into()),
-                Err(e) => set_error.set(Some(e.message)),
+                Err(e) => {
+                    if e.code == Some(nuage_shared::ErrorCode::TotpRequired) {
+                        set_code.set(Some(String::new()));
+                    }
+                    set_error.set(Some(e.message));
+                }
             }
             set_busy.set(false);
         });
@@ -51,6 +59,12 @@ pub fn LoginPage() -> impl IntoView {
                     required prop:value=password
                     on:input=move |ev| set_password.set(event_target_value(&ev))/>
             </label>
+            {move || code.get().is_some().then(|| view! {
+                <label>"Code from your authenticator app (or a recovery code)"
+                    <input id="totp" name="totp" autocomplete="one-time-code" inputmode="numeric"
+                        on:input=move |ev| set_code.set(Some(event_target_value(&ev)))/>
+                </label>
+            })}
             {move || error.get().map(|e| view! { <p class="error-text" role="alert">{e}</p> })}
             <button type="submit" id="sign-in" disabled=busy>
                 {move || if busy.get() { "Signing in…" } else { "Sign in" }}
