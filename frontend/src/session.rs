@@ -59,7 +59,7 @@ impl Auth {
 
     /// The user enrolled a second factor: the whole console opens.
     pub fn enrolled(&self) {
-        if let Some(mut s) = self.session.get_untracked() {
+        if let Some(mut s) = self.session.get_untracked().filter(|s| s.must_enrol) {
             s.must_enrol = false;
             self.signed_in(s);
         }

@@ -2,6 +2,7 @@
 //! browser. One test binary; one module per area.
 
 mod abuse;
+mod account;
 mod backups;
 mod console;
 mod contract;

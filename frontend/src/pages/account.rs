@@ -174,6 +174,12 @@ pub fn render(s: &State) -> String {
                 .collect::<String>(),
             codes_download(codes)
         );
+        if s.must_enrol {
+            h.push_str(
+                "<p><button id=\"codes-done\" data-act=\"codes-done\" data-id=\"\">\
+                 I have saved them: continue</button></p>",
+            );
+        }
     }
     h.push_str("</section>");
     if s.must_enrol {
@@ -345,7 +351,8 @@ pub fn AccountPage() -> impl IntoView {
                             s.codes = got.map(|c| c.recovery_codes);
                             s.enrolment = None;
                         });
-                        auth.enrolled();
+                        // A user who had to enrol sees the codes first: "continue" opens the
+                        // console (and leaves this page).
                         load();
                     }),
                 );
@@ -428,6 +435,7 @@ pub fn AccountPage() -> impl IntoView {
                     }),
                 )
             }
+            "codes-done" => return auth.enrolled(),
             "revoke" => ("DELETE", format!("/tokens/{id}")),
             "end" => ("DELETE", format!("/me/sessions/{id}")),
             "sign-out-others" => ("POST", "/me/sign-out".into()),
@@ -475,6 +483,10 @@ mod tests {
         s.verify = true;
         let html = render(&s);
         assert!(html.contains("recovery-download") && html.contains("verify-form"));
+        assert!(
+            !html.contains("codes-done"),
+            "continue is for a required enrolment"
+        );
         assert!(html.contains("token-form") && !html.contains("value=\"admin\""));
     }
 
