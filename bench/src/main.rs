@@ -16,6 +16,7 @@ mod list;
 mod memory;
 mod metrics;
 mod relay;
+mod signin;
 mod support;
 
 #[tokio::main]
@@ -45,8 +46,9 @@ async fn main() {
         Some("console") => console::bench_console().await,
         Some("keys") => keys::bench_keys().await,
         Some("abuse") => abuse::bench_abuse().await,
+        Some("signin") => signin::bench_signin().await,
         _ => eprintln!(
-            "usage: nuage-bench <list|create|backup|decode|decode-browser|relay|memory|metrics|idle|console|keys|abuse> [--uri URI]"
+            "usage: nuage-bench <list|create|backup|decode|decode-browser|relay|memory|metrics|idle|console|keys|abuse|signin> [--uri URI]"
         ),
     }
 }

@@ -170,6 +170,9 @@ pub(crate) const SIMULATED_ARGS: &[&str] = &[
     "1000",
     "--network-mode",
     "isolated",
+    // The benchmarks sign the admin in with the password alone.
+    "--require-2fa",
+    "none",
 ];
 
 /// The release `nuaged` on the simulated host in a temp data dir holding a 1 MiB raw image in

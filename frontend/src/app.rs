@@ -61,10 +61,13 @@ pub fn App() -> impl IntoView {
         <main>
             {move || if auth.session.with(Option::is_none) {
                 view! { <LoginPage/> }.into_any()
-            } else if auth.session.with(|s| s.as_ref().is_some_and(|s| s.must_enrol)) {
-                view! { <AccountPage/> }.into_any()
             } else {
-                let path = location.0.get();
+                // A user who must enrol a second factor sees the Account page only.
+                let path = if auth.session.with(|s| s.as_ref().is_some_and(|s| s.must_enrol)) {
+                    "/account".to_owned()
+                } else {
+                    location.0.get()
+                };
                 match path.as_str() {
                     "/" => view! { <ServersPage/> }.into_any(),
                     "/servers/new" => view! { <CreateServerPage/> }.into_any(),

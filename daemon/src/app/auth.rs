@@ -115,7 +115,8 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .to_string())
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
+/// Whether `password` matches the Argon2 `hash` (what a sign-in spends most of its time on).
+pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
             Argon2::default()
