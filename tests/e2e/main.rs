@@ -9,6 +9,7 @@ mod contract;
 mod debian;
 mod failures;
 mod foundation;
+mod proxy;
 mod relay;
 mod resources;
 mod tls;
