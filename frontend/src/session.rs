@@ -91,6 +91,14 @@ impl Auth {
         if e.is_unauthenticated() {
             self.forget();
         }
+        // The host now requires a second factor of this user (promoted, or a session stored
+        // before): show the enrolment.
+        if e.code == Some(nuage_shared::ErrorCode::SecondFactorRequired) {
+            if let Some(mut s) = self.session.get_untracked().filter(|s| !s.must_enrol) {
+                s.must_enrol = true;
+                self.signed_in(s);
+            }
+        }
         e.message
     }
 }

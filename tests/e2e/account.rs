@@ -83,7 +83,12 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
         .await
         .unwrap();
     assert_eq!(secret.len(), 32, "{secret}");
-    ui.wait_for(Locator::Css("#totp-qr svg"), 5).await;
+    ui.wait_for(Locator::Css("#totp-qr img"), 5).await;
+    assert!(
+        ui.client.find(Locator::Id("account-error")).await.is_err(),
+        "no error while enrolling: {}",
+        text_of(&ui, "body").await
+    );
     ui.screenshot("account-00-enrol").await;
     set_field(&ui, "totp-code", &code(&secret, 0)).await;
     ui.click(Locator::Id("totp-confirm")).await;

@@ -115,7 +115,7 @@ fn caddy(dir: &Path, listen: &str, upstream: &str, cert: &Path, key: &Path) -> P
         .env("XDG_DATA_HOME", dir.join("data"))
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("caddy (scripts/setup installs it)");
     Proxy(child)
@@ -134,7 +134,7 @@ async fn through(name: &str, start: fn(&Path, &str, &str, &Path, &Path) -> Proxy
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
     let pem = made.cert.pem().into_bytes();
     let listen = format!("127.0.0.2:{}", free_port());
-    let _proxy = start(dir.path(), &listen, &upstream, &cert, &key);
+    let mut proxy = start(dir.path(), &listen, &upstream, &cert, &key);
     let base = format!("https://{listen}");
 
     // A client from 127.0.0.7, trusting only the test's certificate.
@@ -154,6 +154,9 @@ async fn through(name: &str, start: fn(&Path, &str, &str, &Path, &Path) -> Proxy
         match sent {
             Ok(r) => break r,
             Err(e) => {
+                if let Ok(Some(status)) = proxy.0.try_wait() {
+                    panic!("{name} exited at once ({status}); see its stderr above");
+                }
                 assert!(
                     started.elapsed() < Duration::from_secs(20),
                     "{name} did not come up: {e}"

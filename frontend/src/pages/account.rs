@@ -70,20 +70,23 @@ pub fn sessions_html(list: &[Session]) -> String {
         .collect()
 }
 
+/// Percent-encodes everything but letters, digits, `-` and `.` (for a `data:` URL).
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The recovery codes as a `data:` URL a link downloads.
 pub fn codes_download(codes: &[String]) -> String {
     let text = format!(
         "Nuage recovery codes: each signs in once in place of a code.\n\n{}\n",
         codes.join("\n")
     );
-    let encoded: String = text
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("data:text/plain;charset=utf-8,{encoded}")
+    format!("data:text/plain;charset=utf-8,{}", percent(&text))
 }
 
 /// What the page shows; [`render`] makes it HTML.
@@ -102,8 +105,27 @@ pub struct State {
     pub sessions: Vec<Session>,
 }
 
-/// The whole page as HTML (every value escaped; the QR code is the daemon's own SVG).
+/// The whole page as HTML, section by section (every value escaped; the QR code is an image):
+/// what the tests read.
+#[cfg(test)]
 pub fn render(s: &State) -> String {
+    [
+        head_html(s),
+        verify_html(s),
+        two_factor_html(s),
+        forms_html(s),
+        new_token_html(s),
+        lists_html(s),
+    ]
+    .concat()
+}
+
+fn totp_on(s: &State) -> bool {
+    s.me.as_ref().is_some_and(|m| m.security.totp)
+}
+
+/// The banner of a required enrolment, the last error and notice.
+fn head_html(s: &State) -> String {
     let mut h = String::new();
     if s.must_enrol {
         h.push_str(
@@ -123,19 +145,30 @@ pub fn render(s: &State) -> String {
             esc(n)
         );
     }
-    let totp_on = s.me.as_ref().is_some_and(|m| m.security.totp);
-    if s.verify {
-        h += &format!(
-            "<form class=\"card\" id=\"verify-form\"><h2>Confirm it is you</h2>\
-             <label>Password<input id=\"verify-password\" type=\"password\" autocomplete=\"current-password\"></label>{}\
-             <button type=\"submit\" id=\"verify\">Confirm</button></form>",
-            if totp_on {
-                "<label>Code<input id=\"verify-code\" autocomplete=\"one-time-code\" inputmode=\"numeric\"></label>"
-            } else {
-                ""
-            }
-        );
+    h
+}
+
+/// "Confirm it is you", when the daemon asked for it.
+fn verify_html(s: &State) -> String {
+    if !s.verify {
+        return String::new();
     }
+    format!(
+        "<form class=\"card\" id=\"verify-form\"><h2>Confirm it is you</h2>\
+         <label>Password<input id=\"verify-password\" type=\"password\" autocomplete=\"current-password\"></label>{}\
+         <button type=\"submit\" id=\"verify\">Confirm</button></form>",
+        if totp_on(s) {
+            "<label>Code<input id=\"verify-code\" autocomplete=\"one-time-code\" inputmode=\"numeric\"></label>"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Two-factor sign-in: off, enrolling, or on; the recovery codes once.
+fn two_factor_html(s: &State) -> String {
+    let mut h = String::new();
+    let totp_on = totp_on(s);
     h.push_str("<section class=\"card\" id=\"two-factor\"><h2>Two-factor sign-in</h2>");
     match (&s.me, &s.enrolment) {
         (Some(m), _) if totp_on => {
@@ -150,11 +183,13 @@ pub fn render(s: &State) -> String {
         (_, Some(e)) => {
             h += &format!(
                 "<p>Scan this with your authenticator app, or type the key, then enter the code it shows.</p>\
-                 <div class=\"qr\" id=\"totp-qr\">{}</div><p>Key: <code id=\"totp-secret\">{}</code></p>\
+                 <div class=\"qr\" id=\"totp-qr\"><img alt=\"QR code of the key\" \
+                 src=\"data:image/svg+xml,{}\"></div><p>Key: <code id=\"totp-secret\">{}</code></p>\
                  <form class=\"row\" id=\"totp-confirm-form\"><label>Code<input id=\"totp-code\" \
                  autocomplete=\"one-time-code\" inputmode=\"numeric\"></label>\
                  <button type=\"submit\" id=\"totp-confirm\">Turn on</button></form>",
-                qr_only(&e.qr_svg),
+                // As an image: whatever the SVG holds, no script of it runs.
+                percent(&e.qr_svg),
                 esc(&e.secret)
             )
         }
@@ -174,18 +209,24 @@ pub fn render(s: &State) -> String {
                 .collect::<String>(),
             codes_download(codes)
         );
-        if s.must_enrol {
-            h.push_str(
-                "<p><button id=\"codes-done\" data-act=\"codes-done\" data-id=\"\">\
-                 I have saved them: continue</button></p>",
-            );
-        }
+    }
+    // Enrolled while the page still shows only the enrolment (also after a reload): go on.
+    if s.must_enrol && totp_on {
+        h.push_str(
+            "<p><button id=\"codes-done\" data-act=\"codes-done\" data-id=\"\">\
+             I have saved my recovery codes: continue</button></p>",
+        );
     }
     h.push_str("</section>");
+    h
+}
+
+/// The password form and the token form (they change only with the page's kind).
+fn forms_html(s: &State) -> String {
     if s.must_enrol {
-        return h;
+        return String::new();
     }
-    h += &format!(
+    format!(
         "<form class=\"card\" id=\"password-form\"><h2>Password</h2><div class=\"row\">\
          <label>New password<input id=\"new-password-1\" type=\"password\" autocomplete=\"new-password\"></label>\
          <label>Again<input id=\"new-password-2\" type=\"password\" autocomplete=\"new-password\"></label></div>\
@@ -195,38 +236,41 @@ pub fn render(s: &State) -> String {
          <option value=\"read\" selected>read</option><option value=\"full\">full</option>{}</select></label>\
          <label>From (CIDRs, optional)<input id=\"token-cidrs\" placeholder=\"203.0.113.0/24\"></label>\
          <label>Expires in days (optional)<input id=\"token-days\" inputmode=\"numeric\"></label>\
-         <button type=\"submit\" id=\"create-token\">Create token</button></form>{}\
-         <ul class=\"plain\" id=\"token-list\">{}</ul></section>\
-         <section class=\"card\" id=\"sessions\"><h2>Where you are signed in</h2>\
-         <ul class=\"plain\" id=\"session-list\">{}</ul><button class=\"secondary\" id=\"sign-out-others\" \
-         data-act=\"sign-out-others\" data-id=\"\">Sign out everywhere else</button></section>",
+         <button type=\"submit\" id=\"create-token\">Create token</button></form></section>",
         if s.admin {
             "<option value=\"admin\">admin</option>"
         } else {
             ""
         },
-        s.new_token
-            .as_deref()
-            .map(|t| format!(
-                "<p>Your new token, shown only now: <code id=\"new-token\">{}</code></p>",
-                esc(t)
-            ))
-            .unwrap_or_default(),
-        tokens_html(&s.tokens),
-        sessions_html(&s.sessions)
-    );
-    h
+    )
 }
 
-/// The daemon's QR code, and nothing else: an `<svg>` element without scripts or handlers.
-fn qr_only(svg: &str) -> String {
-    let start = svg.find("<svg").unwrap_or(svg.len());
-    let svg = &svg[start..];
-    let lower = svg.to_ascii_lowercase();
-    if svg.is_empty() || lower.contains("<script") || lower.contains(" on") {
+/// A token just made, shown this once.
+fn new_token_html(s: &State) -> String {
+    s.new_token
+        .as_deref()
+        .map(|t| {
+            format!(
+                "<p class=\"card\">Your new token, shown only now: <code id=\"new-token\">{}</code></p>",
+                esc(t)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The tokens and the sessions.
+fn lists_html(s: &State) -> String {
+    if s.must_enrol {
         return String::new();
     }
-    svg.to_owned()
+    format!(
+        "<section class=\"card\"><h2>Your API tokens</h2><ul class=\"plain\" id=\"token-list\">{}</ul></section>\
+         <section class=\"card\" id=\"sessions\"><h2>Where you are signed in</h2>\
+         <ul class=\"plain\" id=\"session-list\">{}</ul><button class=\"secondary\" id=\"sign-out-others\" \
+         data-act=\"sign-out-others\" data-id=\"\">Sign out everywhere else</button></section>",
+        tokens_html(&s.tokens),
+        sessions_html(&s.sessions)
+    )
 }
 
 fn to_json(body: &impl serde::Serialize) -> Option<String> {
@@ -249,6 +293,9 @@ pub fn AccountPage() -> impl IntoView {
     let auth = use_auth();
     let state = RwSignal::new(State {
         admin: auth.is_admin(),
+        must_enrol: auth
+            .session
+            .with_untracked(|s| s.as_ref().is_some_and(|s| s.must_enrol)),
         ..State::default()
     });
     Effect::new(move |_| {
@@ -264,10 +311,13 @@ pub fn AccountPage() -> impl IntoView {
                     body: Option<String>,
                     done: Box<dyn FnOnce(String)>| {
         let token = auth.token();
-        state.update(|s| {
-            s.error = None;
-            s.notice = None;
-        });
+        // A change clears the last outcome; the reloads after it keep it on screen.
+        if method != "GET" {
+            state.update(|s| {
+                s.error = None;
+                s.notice = None;
+            });
+        }
         spawn_local(async move {
             match api::call(&token, method, &path, body).await {
                 Ok(text) => done(text),
@@ -443,14 +493,40 @@ pub fn AccountPage() -> impl IntoView {
         };
         run(method, path, None, Box::new(move |_| load()));
     };
+    // One memo per section: a change that leaves a section's HTML as it was leaves its DOM
+    // (and what the user is typing there) alone.
+    let part = move |f: fn(&State) -> String| Memo::new(move |_| state.with(f));
+    let (head, verify, two_factor) = (part(head_html), part(verify_html), part(two_factor_html));
+    let (forms, new_token, lists) = (part(forms_html), part(new_token_html), part(lists_html));
     view! {
-        <div id="account" inner_html=move || state.with(render) on:click=click on:submit=submit></div>
+        <div id="account" on:click=click on:submit=submit>
+            <div inner_html=head></div>
+            <div inner_html=verify></div>
+            <div inner_html=two_factor></div>
+            <div inner_html=forms></div>
+            <div inner_html=new_token></div>
+            <div inner_html=lists></div>
+        </div>
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn me_of_nobody() -> Me {
+        let q = nuage_shared::Quota::DEFAULT;
+        Me {
+            user: nuage_shared::User {
+                id: "u".into(),
+                username: "u".into(),
+                role: nuage_shared::Role::User,
+            },
+            quota: q,
+            usage: q,
+            security: Default::default(),
+        }
+    }
 
     #[test]
     fn the_page_shows_each_step_and_only_enrolment_while_it_is_required() {
@@ -474,10 +550,10 @@ mod tests {
         });
         let html = render(&s);
         assert!(
-            html.contains("<svg><rect/></svg>") && html.contains("ABC&lt;"),
-            "{html}"
+            html.contains("src=\"data:image/svg+xml,%3C%3Fxml") && !html.contains("<svg"),
+            "the QR code is an image, never inline markup: {html}"
         );
-        assert_eq!(qr_only("<svg onload=\"x()\"></svg>"), "");
+        assert!(html.contains("ABC&lt;"), "{html}");
         s.must_enrol = false;
         s.codes = Some(vec!["aaaaa-bbbbb".into()]);
         s.verify = true;
@@ -488,6 +564,17 @@ mod tests {
             "continue is for a required enrolment"
         );
         assert!(html.contains("token-form") && !html.contains("value=\"admin\""));
+        // Enrolled, then reloaded before "continue": the way on is still there.
+        s.must_enrol = true;
+        s.codes = None;
+        s.me = Some(Me {
+            security: nuage_shared::AccountSecurity {
+                totp: true,
+                ..Default::default()
+            },
+            ..me_of_nobody()
+        });
+        assert!(render(&s).contains("codes-done"));
     }
 
     #[test]
