@@ -72,6 +72,15 @@ impl std::fmt::Display for Cidr {
     }
 }
 
+/// An IPv4 address reached over an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4 address: what
+/// trusted-proxy lists and a token's client CIDRs compare.
+pub fn unmapped(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

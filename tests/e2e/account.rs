@@ -5,8 +5,6 @@
 //! creates a read-only API token there; and on the Users page sees and resets another user's
 //! second factor.
 
-use std::time::{Duration, Instant};
-
 use fantoccini::Locator;
 use nuage_e2e::{Browser, Daemon};
 use serde_json::json;
@@ -22,37 +20,9 @@ fn code(secret: &str, steps: u64) -> String {
     totp.generate(now + steps * 30)
 }
 
-async fn set_field(browser: &Browser, id: &str, value: &str) {
-    let input = browser.wait_for(Locator::Id(id), 10).await;
-    input.clear().await.unwrap();
-    input.send_keys(value).await.unwrap();
-}
-
-async fn text_of(browser: &Browser, css: &str) -> String {
-    match browser.client.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn wait_text(browser: &Browser, css: &str, want: &str) {
-    let start = Instant::now();
-    while !text_of(browser, css).await.contains(want) {
-        if start.elapsed() > Duration::from_secs(20) {
-            let shot = browser.screenshot("failed-account-text").await;
-            panic!(
-                "{css} never showed {want:?}: {:?} (screenshot {})",
-                text_of(browser, "body").await,
-                shot.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn fill_sign_in(browser: &Browser, password: &str) {
-    set_field(browser, "username", "admin").await;
-    set_field(browser, "password", password).await;
+    browser.set_field("username", "admin").await;
+    browser.set_field("password", password).await;
     browser.click(Locator::Id("sign-in")).await;
 }
 
@@ -87,10 +57,10 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
     assert!(
         ui.client.find(Locator::Id("account-error")).await.is_err(),
         "no error while enrolling: {}",
-        text_of(&ui, "body").await
+        ui.text_of("body").await
     );
     ui.screenshot("account-00-enrol").await;
-    set_field(&ui, "totp-code", &code(&secret, 0)).await;
+    ui.set_field("totp-code", &code(&secret, 0)).await;
     ui.click(Locator::Id("totp-confirm")).await;
     ui.wait_for(Locator::Id("recovery-codes"), 20).await;
     let codes = ui
@@ -109,7 +79,8 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
         .unwrap()
         .unwrap_or_default();
     assert!(href.starts_with("data:text/plain"), "{href}");
-    wait_text(&ui, "#totp-state", "10 recovery codes left").await;
+    ui.wait_text("#totp-state", "10 recovery codes left", 20)
+        .await;
     ui.screenshot("account-01-recovery-codes").await;
     // Saved: the whole console opens.
     ui.click(Locator::Id("codes-done")).await;
@@ -121,14 +92,14 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
     ui.wait_for(Locator::Id("login-form"), 20).await;
     fill_sign_in(&ui, nuage_e2e::ADMIN_PASSWORD).await;
     ui.wait_for(Locator::Id("totp"), 20).await;
-    set_field(&ui, "totp", &code(&secret, 1)).await;
+    ui.set_field("totp", &code(&secret, 1)).await;
     ui.click(Locator::Id("sign-in")).await;
     ui.wait_for(Locator::Id("servers"), 30).await;
 
     // A read-only token from the Account page: shown once, and read-only indeed.
     ui.click(Locator::Id("account-link")).await;
-    wait_text(&ui, "#totp-state", "On:").await;
-    set_field(&ui, "token-name", "monitoring").await;
+    ui.wait_text("#totp-state", "On:", 20).await;
+    ui.set_field("token-name", "monitoring").await;
     ui.click(Locator::Id("create-token")).await;
     let token = ui
         .wait_for(Locator::Id("new-token"), 20)
@@ -136,8 +107,8 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
         .text()
         .await
         .unwrap();
-    wait_text(&ui, "#token-list", "monitoring").await;
-    wait_text(&ui, "#session-list", "this one").await;
+    ui.wait_text("#token-list", "monitoring", 20).await;
+    ui.wait_text("#session-list", "this one", 20).await;
     ui.screenshot("account-02-tokens-sessions").await;
     let reader = daemon.api(&token);
     assert_eq!(reader.get("/api/v1/vms").await.0, 200);
@@ -147,10 +118,10 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
     // Users: bob's second factor shows, and the admin resets it.
     ui.click(Locator::LinkText("Users")).await;
     ui.wait_for(Locator::Id("user-form"), 20).await;
-    set_field(&ui, "new-username", "bob").await;
-    set_field(&ui, "new-password", "bob-password").await;
+    ui.set_field("new-username", "bob").await;
+    ui.set_field("new-password", "bob-password").await;
     ui.click(Locator::Id("create-user")).await;
-    wait_text(&ui, "[data-user=bob] .totp", "off").await;
+    ui.wait_text("[data-user=bob] .totp", "off", 20).await;
     let bob = daemon.api(&daemon.token_of("bob", "bob-password").await);
     let (_, begun) = bob.post("/api/v1/me/totp", json!({})).await;
     let bob_secret = begun["secret"].as_str().unwrap().to_owned();
@@ -163,9 +134,9 @@ async fn an_admin_enrols_totp_in_the_browser_and_signs_in_with_a_code() {
     assert_eq!(status, 200);
     ui.client.refresh().await.unwrap();
     ui.wait_for(Locator::Id("user-form"), 20).await;
-    wait_text(&ui, "[data-user=bob] .totp", "on").await;
+    ui.wait_text("[data-user=bob] .totp", "on", 20).await;
     ui.click(Locator::Css("[data-user=bob] .reset-totp")).await;
-    wait_text(&ui, "[data-user=bob] .totp", "off").await;
+    ui.wait_text("[data-user=bob] .totp", "off", 20).await;
     ui.screenshot("account-03-users-2fa").await;
     assert_eq!(bob.get("/api/v1/me").await.0, 401, "bob's sessions ended");
     ui.close().await;

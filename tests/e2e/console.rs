@@ -8,28 +8,6 @@ use fantoccini::Locator;
 use nuage_e2e::{Browser, Daemon};
 use serde_json::json;
 
-/// Waits until the element's text contains `want`.
-async fn wait_text(browser: &Browser, css: &str, want: &str, secs: u64) -> Duration {
-    let start = Instant::now();
-    loop {
-        if let Ok(e) = browser.client.find(Locator::Css(css)).await {
-            if e.text().await.unwrap_or_default().contains(want) {
-                return start.elapsed();
-            }
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let shot = browser
-                .screenshot(&format!("failed-{}", want.replace(' ', "-")))
-                .await;
-            panic!(
-                "{css} never showed {want:?} within {secs} s (screenshot {})",
-                shot.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Runs `js` (which returns a number) until it gives at least `want`, within 30 s.
 async fn wait_js_number(browser: &Browser, js: &str, want: u64, what: &str) -> u64 {
     let start = Instant::now();
@@ -67,12 +45,6 @@ async fn fits_a_phone(browser: &Browser, page: &str, shot: &str) {
     browser.screenshot(shot).await;
 }
 
-async fn set_field(browser: &Browser, id: &str, value: &str) {
-    let input = browser.client.find(Locator::Id(id)).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(value).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     assert!(
@@ -91,8 +63,8 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         .await;
     admin_ui.click(Locator::LinkText("Users")).await;
     admin_ui.wait_for(Locator::Id("user-form"), 30).await;
-    set_field(&admin_ui, "new-username", "alice").await;
-    set_field(&admin_ui, "new-password", "alice-password").await;
+    admin_ui.set_field("new-username", "alice").await;
+    admin_ui.set_field("new-password", "alice-password").await;
     for (id, value) in [
         ("new-q-vcpus", "2"),
         ("new-q-memory", "512"),
@@ -100,17 +72,23 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         ("new-q-vms", "1"),
         ("new-q-snapshots", "0"),
     ] {
-        set_field(&admin_ui, id, value).await;
+        admin_ui.set_field(id, value).await;
     }
     admin_ui.click(Locator::Id("create-user")).await;
-    wait_text(&admin_ui, "[data-user=alice]", "0 / 512 MiB", 30).await;
+    admin_ui
+        .wait_text("[data-user=alice]", "0 / 512 MiB", 30)
+        .await;
     admin_ui.screenshot("console-00a-admin-users").await;
     admin_ui.click(Locator::LinkText("Images")).await;
     admin_ui.wait_for(Locator::Id("image-form"), 30).await;
-    set_field(&admin_ui, "image-name", "test-guest").await;
-    set_field(&admin_ui, "image-path", image.to_str().unwrap()).await;
+    admin_ui.set_field("image-name", "test-guest").await;
+    admin_ui
+        .set_field("image-path", image.to_str().unwrap())
+        .await;
     admin_ui.click(Locator::Id("import-image")).await;
-    wait_text(&admin_ui, "[data-image=test-guest]", "qcow2", 60).await;
+    admin_ui
+        .wait_text("[data-image=test-guest]", "qcow2", 60)
+        .await;
     // An upload from the browser's computer: a 256 MiB raw disk, named after its file, with a
     // progress bar while it travels.
     let upload = daemon.data_dir().join("uploaded-disk.raw");
@@ -155,7 +133,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         seen.iter().any(|v| *v > 0.0 && *v < 100.0),
         "the bar moved through the upload: {seen:?}"
     );
-    wait_text(&admin_ui, "[data-image=uploaded-disk]", "raw", 60).await;
+    admin_ui
+        .wait_text("[data-image=uploaded-disk]", "raw", 60)
+        .await;
     assert!(
         admin_ui
             .client
@@ -174,37 +154,31 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     let c = &alice.client;
     alice.sign_in(&daemon, "alice", "alice-password").await;
     alice.wait_for(Locator::Id("no-servers"), 30).await;
-    wait_text(&alice, "[data-resource=vCPUs] .quota-numbers", "0 / 2", 30).await;
-    wait_text(
-        &alice,
-        "[data-resource=Servers] .quota-numbers",
-        "0 / 1",
-        30,
-    )
-    .await;
+    alice
+        .wait_text("[data-resource=vCPUs] .quota-numbers", "0 / 2", 30)
+        .await;
+    alice
+        .wait_text("[data-resource=Servers] .quota-numbers", "0 / 1", 30)
+        .await;
     alice.screenshot("console-01-empty").await;
 
     // The form checks as you type and knows what the quota has left.
     alice.click(Locator::Id("new-server")).await;
     alice.wait_for(Locator::Id("create-form"), 30).await;
-    wait_text(
-        &alice,
-        "#quota-left",
-        "2 vCPU, 512 MiB, 4 GiB, 1 server",
-        30,
-    )
-    .await;
-    set_field(&alice, "name", "Web 1").await;
-    wait_text(&alice, "#name-error", "lowercase", 10).await;
-    set_field(&alice, "memory", "4096").await;
-    wait_text(&alice, "#memory-error", "512 MiB left", 10).await;
+    alice
+        .wait_text("#quota-left", "2 vCPU, 512 MiB, 4 GiB, 1 server", 30)
+        .await;
+    alice.set_field("name", "Web 1").await;
+    alice.wait_text("#name-error", "lowercase", 10).await;
+    alice.set_field("memory", "4096").await;
+    alice.wait_text("#memory-error", "512 MiB left", 10).await;
     alice.screenshot("console-02-form-errors").await;
-    set_field(&alice, "name", "web-1").await;
-    set_field(&alice, "memory", "256").await;
-    set_field(&alice, "disk", "1").await;
-    set_field(&alice, "hostname", "browser-made").await;
+    alice.set_field("name", "web-1").await;
+    alice.set_field("memory", "256").await;
+    alice.set_field("disk", "1").await;
+    alice.set_field("hostname", "browser-made").await;
     alice.click(Locator::Id("create")).await;
-    let booted = wait_text(&alice, "#server-state", "running", 60).await;
+    let booted = alice.wait_text("#server-state", "running", 60).await;
     eprintln!("from Create to a running server on screen: {booted:.2?}");
     alice.screenshot("console-03-running").await;
 
@@ -227,9 +201,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         .wait_guest_ready(&vm_id, Duration::from_secs(90))
         .await;
     alice.click(Locator::Id("open-console")).await;
-    wait_text(&alice, "#console-status", "connected", 30).await;
+    alice.wait_text("#console-status", "connected", 30).await;
     // QEMU takes scancodes: what is typed below travels by physical key.
-    wait_text(&alice, "#console-keys", "scancodes", 30).await;
+    alice.wait_text("#console-keys", "scancodes", 30).await;
     let lit_js = "const c = document.getElementById('console-canvas'); \
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
         for (let i = 0; i < d.length; i += 4) { if (d[i] > 64 || d[i + 1] > 64 || d[i + 2] > 64) n++; } return n;";
@@ -257,7 +231,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     }
     // Paste as keystrokes: text typed into the guest key by key, capitals and all.
     alice.click(Locator::Id("paste-open")).await;
-    set_field(&alice, "paste-text", "echo Pasted-OK\n").await;
+    alice.set_field("paste-text", "echo Pasted-OK\n").await;
     alice.click(Locator::Id("paste-type")).await;
     let pasting = Instant::now();
     while !std::fs::read_to_string(&serial)
@@ -276,7 +250,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
 
     // The metrics tab draws the server's use live (samples arrive on the events stream), and the
     // page shows the address the daemon's network gave it.
-    wait_text(&alice, "#server-address", ".", 10).await;
+    alice.wait_text("#server-address", ".", 10).await;
     alice.click(Locator::Id("tab-metrics")).await;
     let points_js = "const p = document.querySelector('#graph-cpu polyline'); \
         return p ? (p.getAttribute('points') || '').split(' ').filter(x => x).length : 0;";
@@ -286,33 +260,29 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     // Snapshots: Alice's quota holds none, and the tab says so in the daemon's words.
     alice.click(Locator::Id("tab-snapshots")).await;
     alice.wait_for(Locator::Id("snapshot-name"), 10).await;
-    set_field(&alice, "snapshot-name", "before-update").await;
+    alice.set_field("snapshot-name", "before-update").await;
     alice.click(Locator::Id("take-snapshot")).await;
-    wait_text(&alice, "#snapshots [role=alert]", "snapshots", 30).await;
+    alice
+        .wait_text("#snapshots [role=alert]", "snapshots", 30)
+        .await;
     // Backups: a backup of the running server with its progress bar, then the backup listed.
     alice.click(Locator::Id("tab-backups")).await;
     alice.wait_for(Locator::Id("backup-now"), 10).await;
     alice.click(Locator::Id("backup-now")).await;
-    wait_text(&alice, "#job-list li", "backup: done", 60).await;
-    wait_text(&alice, "#backup-list li", "Restore as new", 30).await;
+    alice.wait_text("#job-list li", "backup: done", 60).await;
+    alice
+        .wait_text("#backup-list li", "Restore as new", 30)
+        .await;
     alice.screenshot("console-03e-backups").await;
 
     // The admin sees the host's allocation with Alice's server in it.
     admin_ui.click(Locator::LinkText("Host")).await;
-    wait_text(
-        &admin_ui,
-        "[data-resource=vCPUs] .quota-numbers",
-        "1 / ",
-        30,
-    )
-    .await;
-    wait_text(
-        &admin_ui,
-        "[data-resource=Addresses] .quota-numbers",
-        "1 / 1021",
-        30,
-    )
-    .await;
+    admin_ui
+        .wait_text("[data-resource=vCPUs] .quota-numbers", "1 / ", 30)
+        .await;
+    admin_ui
+        .wait_text("[data-resource=Addresses] .quota-numbers", "1 / 1021", 30)
+        .await;
     admin_ui.screenshot("console-03d-host-allocation").await;
     admin_ui.close().await;
 
@@ -322,31 +292,28 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
     bob.wait_for(Locator::Id("no-servers"), 30).await;
     let url = c.current_url().await.unwrap();
     bob.client.goto(url.as_str()).await.unwrap();
-    wait_text(&bob, "#server-error", "No such virtual server", 30).await;
+    bob.wait_text("#server-error", "No such virtual server", 30)
+        .await;
     bob.screenshot("console-04-bob-sees-nothing").await;
     bob.close().await;
 
     // A power action from the page, then a change made elsewhere arrives live (no reload).
     alice.click(Locator::Id("action-stop")).await;
-    wait_text(&alice, "#server-state", "stopped", 30).await;
+    alice.wait_text("#server-state", "stopped", 30).await;
     alice.click(Locator::Id("action-start")).await;
-    wait_text(&alice, "#server-state", "running", 60).await;
+    alice.wait_text("#server-state", "running", 60).await;
     let id = url.path().rsplit('/').next().unwrap().to_owned();
     admin.act(&id, "stop").await;
-    let live = wait_text(&alice, "#server-state", "stopped", 10).await;
+    let live = alice.wait_text("#server-state", "stopped", 10).await;
     eprintln!("a stop made elsewhere showed on the page {live:.2?} after the API answered");
     alice.screenshot("console-05-stopped-live").await;
 
     // The list shows it, with the quota used.
     alice.click(Locator::LinkText("My servers")).await;
-    wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
-    wait_text(
-        &alice,
-        "[data-resource=Servers] .quota-numbers",
-        "1 / 1",
-        30,
-    )
-    .await;
+    alice.wait_text("[data-server=web-1]", "stopped", 30).await;
+    alice
+        .wait_text("[data-resource=Servers] .quota-numbers", "1 / 1", 30)
+        .await;
     alice.screenshot("console-06-list").await;
 
     // Readable on a phone: at 390 px nothing overflows sideways, on the list and on the server page.
@@ -360,7 +327,7 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         .await
         .unwrap();
     alice.click(Locator::LinkText("My servers")).await;
-    wait_text(&alice, "[data-server=web-1]", "stopped", 30).await;
+    alice.wait_text("[data-server=web-1]", "stopped", 30).await;
 
     // Delete, with a confirmation.
     alice.click(Locator::LinkText("web-1")).await;
@@ -377,13 +344,9 @@ async fn a_tenant_runs_a_server_from_the_browser_and_another_never_sees_it() {
         .await
         .unwrap();
     alice.wait_for(Locator::Id("no-servers"), 30).await;
-    wait_text(
-        &alice,
-        "[data-resource=Servers] .quota-numbers",
-        "0 / 1",
-        30,
-    )
-    .await;
+    alice
+        .wait_text("[data-resource=Servers] .quota-numbers", "0 / 1", 30)
+        .await;
     alice.screenshot("console-07-deleted").await;
     alice.close().await;
     let (_, vms) = admin.get("/api/v1/vms?all=true").await;

@@ -95,6 +95,41 @@ impl Browser {
         }
     }
 
+    /// The text of the element `css` finds, or nothing when there is none.
+    pub async fn text_of(&self, css: &str) -> String {
+        match self.client.find(fantoccini::Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits up to `secs` until the element's text contains `want`; how long that took. On
+    /// timeout saves a screenshot and panics with the page's text.
+    pub async fn wait_text(&self, css: &str, want: &str, secs: u64) -> Duration {
+        let start = Instant::now();
+        while !self.text_of(css).await.contains(want) {
+            if start.elapsed() > Duration::from_secs(secs) {
+                let shot = self
+                    .screenshot(&format!("failed-{}", want.replace(' ', "-")))
+                    .await;
+                panic!(
+                    "{css} never showed {want:?} within {secs} s (screenshot {}); page text:\n{}",
+                    shot.display(),
+                    self.text_of("body").await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        start.elapsed()
+    }
+
+    /// Types `value` into the input `id` (waiting up to 10 s for it), replacing what it held.
+    pub async fn set_field(&self, id: &str, value: &str) {
+        let input = self.wait_for(fantoccini::Locator::Id(id), 10).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
     /// Clicks the element `locator` finds now (it must be on the page).
     pub async fn click(&self, locator: fantoccini::Locator<'_>) {
         let what = format!("{locator:?}");

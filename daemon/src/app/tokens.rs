@@ -274,11 +274,7 @@ fn from_allowed(cidrs: &[String], client: Option<std::net::IpAddr>) -> bool {
         return true;
     }
     let Some(ip) = client else { return false };
-    // An IPv4 client reached over an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4 address.
-    let ip = match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = crate::cidr::unmapped(ip);
     cidrs
         .iter()
         .filter_map(|c| c.parse::<ipnet::IpNet>().ok())

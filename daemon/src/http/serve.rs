@@ -22,6 +22,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
+use crate::cidr::unmapped;
+
 /// Time a client has to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause allowed inside a request body.
@@ -80,14 +82,6 @@ pub fn client_of(
         }
     }
     peer
-}
-
-/// An IPv4 address reached over an IPv6 socket (`::ffff:a.b.c.d`) is the IPv4 address.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// The address of one `Forwarded` element's `for=` (`for=192.0.2.60`,
