@@ -79,6 +79,11 @@ pub struct Cli {
     /// after signing in and can do nothing else until then [default: admins].
     #[arg(long = "require-2fa", env = "NUAGE_REQUIRE_2FA", value_enum)]
     pub require_2fa: Option<Require2fa>,
+    /// The address users open the web console at (`https://panel.example.com`): passkeys are
+    /// bound to its host name [default: `http://localhost` (any port) on a loopback listen;
+    /// on any other listen, passkeys are off until it is given].
+    #[arg(long, env = "NUAGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// The certificate's private key (PEM); with `--tls-cert`.
     #[arg(long, env = "NUAGE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -315,6 +320,7 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     require_2fa: Option<Require2fa>,
+    public_url: Option<String>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
     host: HostPolicyArgs,
@@ -382,6 +388,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tls: TlsSetting,
     pub require_2fa: Require2fa,
+    /// Where users open the console (passkeys' relying party), when the operator said.
+    pub public_url: Option<String>,
     /// Used only on first start, when there are no users yet.
     pub admin_password: Option<String>,
     pub host: HostPolicy,
@@ -452,6 +460,10 @@ impl Settings {
                 .require_2fa
                 .or(file.require_2fa)
                 .unwrap_or(Require2fa::Admins),
+            public_url: cli
+                .public_url
+                .or(file.public_url)
+                .filter(|u| !u.trim().is_empty()),
             tls,
             host,
             listen,

@@ -3,9 +3,8 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use nuage_shared::{
-    AuditEntry, ConsoleTicket, CreateUser, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image,
-    ImportImage, LoginRequest, LoginResponse, Me, UpdateUser, UpdateVm, UserDetail, Vm, VmAction,
-    VmMetrics, API_BASE,
+    AuditEntry, ConsoleTicket, CreateVm, ErrorBody, ErrorCode, Health, HostInfo, Image,
+    ImportImage, LoginRequest, LoginResponse, Me, UpdateVm, Vm, VmAction, VmMetrics, API_BASE,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,7 +25,7 @@ impl ApiFailure {
         }
     }
 
-    fn local(message: &str) -> ApiFailure {
+    pub(crate) fn local(message: &str) -> ApiFailure {
         ApiFailure {
             code: None,
             message: message.into(),
@@ -42,7 +41,11 @@ fn url(path: &str) -> String {
     format!("{API_BASE}{path}")
 }
 
+/// The bearer token on a request (none for an anonymous call: an empty token).
 fn with_token(req: RequestBuilder, token: &str) -> RequestBuilder {
+    if token.is_empty() {
+        return req;
+    }
     req.header("Authorization", &format!("Bearer {token}"))
 }
 
@@ -107,18 +110,11 @@ pub async fn health() -> Result<Health, ApiFailure> {
         .map_err(|_| ApiFailure::unreachable())
 }
 
-/// `POST /auth/login`, with the user's code when their account has TOTP on.
-pub async fn login(
-    username: String,
-    password: String,
-    totp: Option<String>,
-) -> Result<LoginResponse, ApiFailure> {
+/// `POST /auth/login`, with the user's code (or a passkey's answer) when their account has a
+/// second factor.
+pub async fn login(login: &LoginRequest) -> Result<LoginResponse, ApiFailure> {
     let req = Request::post(&url("/auth/login"))
-        .json(&LoginRequest {
-            username,
-            password,
-            totp,
-        })
+        .json(login)
         .map_err(|_| ApiFailure::local("Could not encode the request."))?;
     read(req.send().await).await
 }
@@ -183,31 +179,6 @@ pub async fn delete_vm(token: &str, id: &str) -> Result<(), ApiFailure> {
     .await
 }
 
-pub async fn users(token: &str) -> Result<Vec<UserDetail>, ApiFailure> {
-    get("/users", token).await
-}
-
-pub async fn create_user(token: &str, req: &CreateUser) -> Result<UserDetail, ApiFailure> {
-    send_json(Request::post(&url("/users")), token, req).await
-}
-
-pub async fn update_user(
-    token: &str,
-    id: &str,
-    req: &UpdateUser,
-) -> Result<UserDetail, ApiFailure> {
-    send_json(Request::patch(&url(&format!("/users/{id}"))), token, req).await
-}
-
-pub async fn delete_user(token: &str, id: &str) -> Result<(), ApiFailure> {
-    read_empty(
-        with_token(Request::delete(&url(&format!("/users/{id}"))), token)
-            .send()
-            .await,
-    )
-    .await
-}
-
 pub async fn import_image(token: &str, req: &ImportImage) -> Result<Image, ApiFailure> {
     send_json(Request::post(&url("/images")), token, req).await
 }
@@ -262,6 +233,7 @@ pub async fn call(
             "POST" => gloo_net::http::Method::POST,
             "PUT" => gloo_net::http::Method::PUT,
             "DELETE" => gloo_net::http::Method::DELETE,
+            "PATCH" => gloo_net::http::Method::PATCH,
             _ => gloo_net::http::Method::GET,
         }),
         token,

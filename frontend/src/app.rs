@@ -7,7 +7,8 @@ use leptos::task::spawn_local;
 
 use crate::api;
 use crate::pages::account::AccountPage;
-use crate::pages::admin::{AuditPage, ImagesPage, UsersPage};
+use crate::pages::admin::{AuditPage, ImagesPage};
+use crate::pages::users::UsersPage;
 use crate::pages::{
     create::CreateServerPage, host::HostPage, login::LoginPage, server::ServerPage,
     servers::ServersPage,

@@ -36,6 +36,9 @@ pub enum ErrorCode {
     TotpRequired,
     /// Sign-in: the TOTP or recovery code is wrong or already used (401).
     TotpInvalid,
+    /// A passkey's answer was not accepted: unknown, expired or used challenge, another
+    /// account's passkey, or a signature that does not verify (401).
+    PasskeyInvalid,
     /// A sensitive change needs the password or a code from the last 5 minutes:
     /// `POST /auth/verify` first (401).
     ReauthenticationRequired,
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated
             | ErrorCode::TotpRequired
             | ErrorCode::TotpInvalid
+            | ErrorCode::PasskeyInvalid
             | ErrorCode::ReauthenticationRequired => 401,
             ErrorCode::Forbidden | ErrorCode::QuotaExceeded | ErrorCode::SecondFactorRequired => {
                 403

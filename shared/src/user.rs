@@ -23,7 +23,7 @@ pub struct User {
 }
 
 /// `POST /auth/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -33,6 +33,10 @@ pub struct LoginRequest {
     /// once TOTP is on (`401 totp_required` without it, `totp_invalid` when wrong or used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp: Option<String>,
+    /// In place of `totp`: the answer of one of the user's passkeys to a challenge from
+    /// `POST /auth/passkey/options` (`401 passkey_invalid` when it is not accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<crate::PasskeyAssertion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +82,7 @@ pub struct RecoveryCodes {
 
 /// `POST /auth/verify`: proves again who the caller is (password, or a current code) before a
 /// sensitive change; good for 5 minutes in this session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Reauthenticate {
@@ -86,6 +90,9 @@ pub struct Reauthenticate {
     pub password: Option<String>,
     #[serde(default)]
     pub totp: Option<String>,
+    /// Or a passkey's answer to a challenge from `POST /auth/passkey/options`.
+    #[serde(default)]
+    pub passkey: Option<crate::PasskeyAssertion>,
 }
 
 /// `PUT /me/password`.
@@ -164,6 +171,9 @@ pub struct Me {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountSecurity {
     pub totp: bool,
+    /// How many passkeys the user has registered.
+    #[serde(default)]
+    pub passkeys: u32,
     pub recovery_codes_left: u32,
     /// The host requires a second factor of this user (`--require-2fa`).
     pub second_factor_required: bool,
@@ -185,7 +195,7 @@ pub struct UserDetail {
     /// Limits set on all this user's servers (`PUT /users/{id}/limits`).
     #[serde(default)]
     pub limits: LimitOverrides,
-    /// TOTP is on (an admin may reset it: `DELETE /users/{id}/totp`).
+    /// A second factor is on, TOTP or a passkey (an admin may reset them: `DELETE /users/{id}/totp`).
     #[serde(default)]
     pub totp: bool,
 }

@@ -9,6 +9,7 @@ mod contract;
 mod debian;
 mod failures;
 mod foundation;
+mod passkeys;
 mod proxy;
 mod relay;
 mod resources;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 /// Headless Chromium driven through chromedriver.
 pub struct Browser {
     driver: Child,
+    /// chromedriver's port (for WebDriver extensions fantoccini has no call for).
+    port: u16,
     pub client: fantoccini::Client,
     _profile: tempfile::TempDir,
 }
@@ -62,6 +64,7 @@ impl Browser {
         };
         Browser {
             driver,
+            port,
             client,
             _profile: profile,
         }
@@ -174,6 +177,70 @@ impl Browser {
             .await
             .unwrap();
         self.wait_for(Locator::Id("servers"), 45).await;
+    }
+
+    /// A WebDriver extension command on this session (`path` after `/session/{id}`).
+    async fn extension(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let id = self
+            .client
+            .session_id()
+            .await
+            .unwrap()
+            .expect("a WebDriver session");
+        let url = format!("http://127.0.0.1:{}/session/{id}{path}", self.port);
+        let mut req = crate::http_client().request(method, &url);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let r = req.send().await.expect("chromedriver answers");
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    /// Adds a WebDriver virtual authenticator (a platform authenticator with resident keys and
+    /// user verification that always succeeds, as a fingerprint would): its id.
+    pub async fn add_authenticator(&self) -> String {
+        let v = self
+            .extension(
+                reqwest::Method::POST,
+                "/webauthn/authenticator",
+                serde_json::json!({
+                    "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                    "hasUserVerification": true, "isUserVerified": true,
+                    "automaticPresenceSimulation": true,
+                }),
+            )
+            .await;
+        v.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// Removes a virtual authenticator with its credentials (a device lost).
+    pub async fn remove_authenticator(&self, id: &str) {
+        self.extension(
+            reqwest::Method::DELETE,
+            &format!("/webauthn/authenticator/{id}"),
+            serde_json::Value::Null,
+        )
+        .await;
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<serde_json::Value> {
+        let v = self
+            .extension(
+                reqwest::Method::GET,
+                &format!("/webauthn/authenticator/{id}/credentials"),
+                serde_json::Value::Null,
+            )
+            .await;
+        v.as_array().cloned().unwrap_or_default()
     }
 
     /// Ends the WebDriver session (closing Chromium) and chromedriver.

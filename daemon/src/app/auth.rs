@@ -7,7 +7,9 @@ use std::time::Duration;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use nuage_shared::{LoginRequest, LoginResponse, Reauthenticate, Role, TokenScope, User};
+use nuage_shared::{
+    LoginRequest, LoginResponse, PasskeyAssertion, Reauthenticate, Role, TokenScope, User,
+};
 use serde::{Deserialize, Serialize};
 
 use std::net::IpAddr;
@@ -73,6 +75,20 @@ impl Actor {
             Err(AppError::Forbidden(
                 "This action is for administrators only.",
             ))
+        }
+    }
+
+    /// Who a sign-in just signed in (for its audit entry; no session of its own yet).
+    pub fn signed_in(r: &LoginResponse) -> Actor {
+        Actor {
+            user_id: r.user.id.clone(),
+            username: r.user.username.clone(),
+            role: r.user.role,
+            session: String::new(),
+            expires: None,
+            scope: Actor::session_scope(r.user.role),
+            verified_at: None,
+            must_enrol: r.must_enrol_second_factor,
         }
     }
 
@@ -193,21 +209,15 @@ impl App {
             Ok(_) => 200,
             Err(AppError::RateLimited(_)) => 429,
             Err(AppError::Invalid(_)) => 422,
-            Err(AppError::Unauthenticated(_) | AppError::TotpRequired | AppError::TotpInvalid) => {
-                401
-            }
+            Err(
+                AppError::Unauthenticated(_)
+                | AppError::TotpRequired
+                | AppError::TotpInvalid
+                | AppError::PasskeyInvalid,
+            ) => 401,
             Err(_) => 500,
         };
-        let actor = result.as_ref().ok().map(|r| Actor {
-            user_id: r.user.id.clone(),
-            username: r.user.username.clone(),
-            role: r.user.role,
-            session: String::new(),
-            expires: None,
-            scope: Actor::session_scope(r.user.role),
-            verified_at: None,
-            must_enrol: r.must_enrol_second_factor,
-        });
+        let actor = result.as_ref().ok().map(Actor::signed_in);
         self.record_audit(AuditRecord {
             actor,
             username: Some(username.chars().take(64).collect()),
@@ -256,10 +266,17 @@ impl App {
             return Err(AppError::Unauthenticated(BAD_LOGIN));
         };
         if user.second_factor {
-            match self
-                .check_second_factor(&user.id, req.totp.as_deref())
-                .await
-            {
+            let checked = match req.passkey {
+                Some(answer) => self
+                    .check_passkey(answer, Some(&user.id), &mut None)
+                    .await
+                    .map(drop),
+                None => {
+                    self.check_second_factor(&user.id, req.totp.as_deref())
+                        .await
+                }
+            };
+            match checked {
                 Ok(()) => {}
                 // Asked for the code: the password was right, nothing was guessed.
                 Err(e @ AppError::TotpRequired) => {
@@ -487,23 +504,35 @@ impl App {
                     wait.as_secs().max(1)
                 ))
             })?;
-        let result = match (&req.password, &req.totp) {
-            (Some(password), _) => {
+        let result = match (&req.password, req.passkey) {
+            (Some(password), passkey) => {
                 if !self.password_matches(password, &user.password_hash).await? {
                     Err(AppError::Unauthenticated("The password is incorrect."))
-                } else if user.second_factor {
-                    self.check_second_factor(&uid, req.totp.as_deref()).await
-                } else {
+                } else if !user.second_factor {
                     Ok(())
+                } else if let Some(answer) = passkey {
+                    self.check_passkey(answer, Some(&uid), &mut None)
+                        .await
+                        .map(drop)
+                } else {
+                    self.check_second_factor(&uid, req.totp.as_deref()).await
                 }
             }
-            (None, Some(code)) if user.second_factor => {
-                self.check_second_factor(&uid, Some(code)).await
-            }
-            _ => Err(AppError::Invalid(
-                "Give your password (and your code when two-factor sign-in is on), or a code."
-                    .into(),
-            )),
+            // A passkey verified its user: both factors at once.
+            (None, Some(answer)) => self
+                .check_passkey(answer, Some(&uid), &mut None)
+                .await
+                .map(drop),
+            (None, None) => match &req.totp {
+                Some(code) if user.second_factor => {
+                    self.check_second_factor(&uid, Some(code)).await
+                }
+                _ => Err(AppError::Invalid(
+                    "Give your password (and your code when two-factor sign-in is on), a code, \
+                     or a passkey."
+                        .into(),
+                )),
+            },
         };
         match &result {
             Ok(()) => drop(attempt),
@@ -517,6 +546,69 @@ impl App {
             .call(move |c| db::sessions::mark_verified(c, &jti, now))
             .await?;
         Ok(())
+    }
+
+    /// `POST /auth/passkey`: signs in with a passkey alone (it verified its user: two factors
+    /// in one), audited like a password sign-in.
+    pub async fn login_with_passkey(
+        &self,
+        answer: PasskeyAssertion,
+        from: &SignInFrom,
+    ) -> Result<LoginResponse, AppError> {
+        let mut identified = None;
+        let result = async {
+            let user_id = self.check_passkey(answer, None, &mut identified).await?;
+            let uid = user_id.clone();
+            let user = self
+                .db
+                .call(move |c| db::users::user_by_id(c, &uid))
+                .await?
+                .ok_or(AppError::PasskeyInvalid)?;
+            self.issue_session(user, nuage_shared::SessionKind::Passkey, from)
+                .await
+        }
+        .await;
+        // A refused answer that named no account with passkeys is counted, not stored (like
+        // refused anonymous requests: a flood of them must not fill the audit log); one that
+        // named an account is that account's failed sign-in (a cloned key shows there).
+        if let (Err(AppError::PasskeyInvalid), Some(uid)) = (&result, identified) {
+            let user = self
+                .db
+                .call(move |c| db::users::user_by_id(c, &uid))
+                .await?;
+            self.record_audit(AuditRecord {
+                actor: None,
+                username: user.map(|u| u.username.chars().take(64).collect()),
+                action: "auth.passkey".into(),
+                path: "/api/v1/auth".into(),
+                client: from.client,
+                status: 401,
+            })
+            .await;
+            return result;
+        }
+        if matches!(
+            result,
+            Err(AppError::PasskeyInvalid | AppError::RateLimited(_))
+        ) {
+            self.count_anonymous_refusal();
+            return result;
+        }
+        let actor = result.as_ref().ok().map(Actor::signed_in);
+        self.record_audit(AuditRecord {
+            username: actor.as_ref().map(|a| a.username.clone()),
+            actor,
+            action: "auth.passkey".into(),
+            path: "/api/v1/auth".into(),
+            client: from.client,
+            status: match &result {
+                Ok(_) => 200,
+                Err(AppError::Conflict(_)) => 409,
+                Err(_) => 500,
+            },
+        })
+        .await;
+        result
     }
 
     /// `POST /auth/logout`: the token stops working at once (an API token is revoked).

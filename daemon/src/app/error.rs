@@ -21,6 +21,9 @@ pub enum AppError {
     /// The TOTP or recovery code is wrong or was used already (401 `totp_invalid`).
     #[error("The code is wrong or was used already; wait for the next one.")]
     TotpInvalid,
+    /// A passkey's answer was not accepted (401 `passkey_invalid`).
+    #[error("The passkey was not accepted; try again.")]
+    PasskeyInvalid,
     /// A sensitive change needs a verification in the last 5 minutes (401).
     #[error("Confirm it is you: enter your password again (POST /api/v1/auth/verify).")]
     ReauthenticationRequired,

@@ -18,6 +18,7 @@ pub mod images;
 pub mod jobs;
 mod lifecycle;
 pub mod metrics;
+pub mod passkeys;
 pub mod paths;
 pub mod ratelimit;
 mod record;
@@ -77,6 +78,8 @@ pub struct App {
     logins: ratelimit::LoginLimiter,
     /// Wrong second-factor codes per user.
     codes: ratelimit::CodeLimiter,
+    /// The WebAuthn relying party and the passkey ceremonies under way.
+    passkeys: passkeys::Passkeys,
     /// The bound on password checks running at once (Argon2's memory).
     password_checks: auth::PasswordChecks,
     /// Tickets that open `/events` once.

@@ -13,6 +13,14 @@ use crate::db::{self, second_factor, Refusal};
 /// How long a verification (sign-in, `POST /auth/verify`) lets a session make sensitive changes.
 pub const REAUTH_WINDOW_SECS: i64 = 5 * 60;
 
+fn last_factor() -> AppError {
+    AppError::Conflict(
+        "This host requires a second factor of your account; it cannot be turned off \
+         (register a passkey first to use that instead)."
+            .into(),
+    )
+}
+
 pub(super) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -75,6 +83,20 @@ impl App {
             self.codes.failed(user_id, std::time::Instant::now());
             Err(AppError::TotpInvalid)
         }
+    }
+
+    /// Ends the caller's other sign-in sessions (their sockets close), once the account has its
+    /// first second factor: whoever signed in with the password alone has no second factor.
+    pub(super) async fn end_other_sessions(&self, actor: &Actor) -> Result<(), AppError> {
+        let (uid, keep) = (actor.user_id.to_string(), actor.session.clone());
+        let ended = self
+            .db
+            .call(move |c| db::sessions::revoke_others(c, &uid, &keep))
+            .await?;
+        for jti in &ended {
+            self.revoked(&actor.user_id, Some(jti));
+        }
+        Ok(())
     }
 
     /// Refuses a sensitive change unless the caller's session proved who they are within the
@@ -140,7 +162,8 @@ impl App {
         };
         let codes = totp::new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
-        self.db
+        let first = self
+            .db
             .call(move |c| {
                 second_factor::confirm(
                     c,
@@ -154,15 +177,13 @@ impl App {
             .map_err(|_| {
                 AppError::Conflict("The enrolment changed meanwhile; start it again.".into())
             })?;
-        // Sessions signed in with the password alone end: whoever had it has no code.
-        let (uid, keep) = (actor.user_id.to_string(), actor.session.clone());
-        let ended = self
-            .db
-            .call(move |c| db::sessions::revoke_others(c, &uid, &keep))
-            .await?;
-        for jti in &ended {
-            self.revoked(&actor.user_id, Some(jti));
+        if !first {
+            // The codes the first passkey brought stand.
+            return Ok(RecoveryCodes {
+                recovery_codes: Vec::new(),
+            });
         }
+        self.end_other_sessions(actor).await?;
         Ok(RecoveryCodes {
             recovery_codes: codes,
         })
@@ -172,11 +193,23 @@ impl App {
     /// caller still holds it). Refused while the host requires a second factor of them.
     pub async fn remove_totp(&self, actor: &Actor, code: &str) -> Result<(), AppError> {
         self.require_recent_verification(actor)?;
-        if self.requires_second_factor(actor.role) {
+        let uid = actor.user_id.to_string();
+        let on = self
+            .db
+            .call(move |c| second_factor::totp(c, &uid))
+            .await?
+            .is_some();
+        if !on {
             return Err(AppError::Conflict(
-                "This host requires a second factor of your account; it cannot be turned off."
-                    .into(),
+                "Two-factor sign-in by an authenticator app is not on.".into(),
             ));
+        }
+        let uid = actor.user_id.to_string();
+        let passkeys = self.db.call(move |c| db::passkeys::count(c, &uid)).await?;
+        // Refused before the code is checked (a recovery code would be spent for nothing), and
+        // again below where it counts.
+        if self.requires_second_factor(actor.role) && passkeys == 0 {
+            return Err(last_factor());
         }
         self.check_second_factor(&actor.user_id, Some(code))
             .await
@@ -184,14 +217,26 @@ impl App {
                 AppError::TotpRequired => AppError::TotpInvalid,
                 e => e,
             })?;
-        let uid = actor.user_id.to_string();
+        // Counted and removed in one transaction: a passkey deleted meanwhile cannot leave an
+        // account the host requires a second factor of with none.
+        let (uid, keep) = (
+            actor.user_id.to_string(),
+            self.requires_second_factor(actor.role),
+        );
         self.db
-            .call(move |c| second_factor::remove(c, &uid))
-            .await?;
-        Ok(())
+            .call(move |c| second_factor::remove_own(c, &uid, keep))
+            .await?
+            .map_err(|r| match r {
+                Refusal::InUse { .. } => last_factor(),
+                Refusal::NotFound => AppError::Conflict(
+                    "Two-factor sign-in by an authenticator app is not on.".into(),
+                ),
+                other => other.into(),
+            })
     }
 
-    /// `DELETE /users/{id}/totp` (admins): resets a user's second factor (a lost phone). Their
+    /// `DELETE /users/{id}/totp` (admins): resets a user's second factors, TOTP and passkeys
+    /// (a lost phone, a lost key). Their
     /// sessions end; they enrol again at their next sign-in where the host requires it.
     pub async fn reset_totp(&self, actor: &Actor, user_id: &str) -> Result<(), AppError> {
         actor.require_admin()?;
@@ -207,7 +252,8 @@ impl App {
                 if db::users::user_by_id(c, &uid)?.is_none() {
                     return Ok(None);
                 }
-                let removed = second_factor::remove(c, &uid)?;
+                let keys = db::passkeys::remove_all(c, &uid)?;
+                let removed = second_factor::remove(c, &uid)? || keys > 0;
                 if removed {
                     db::users::revoke_user_sessions(c, &uid, None)?;
                 }
@@ -232,20 +278,22 @@ impl App {
         actor: &Actor,
     ) -> Result<AccountSecurity, AppError> {
         let uid = actor.user_id.to_string();
-        let (totp, left) = self
+        let (totp, left, passkeys) = self
             .db
             .call(move |c| {
                 Ok((
                     second_factor::totp(c, &uid)?.is_some(),
                     second_factor::codes_left(c, &uid)?,
+                    db::passkeys::count(c, &uid)?,
                 ))
             })
             .await?;
         Ok(AccountSecurity {
             totp,
+            passkeys,
             recovery_codes_left: left,
             second_factor_required: self.requires_second_factor(actor.role),
-            must_enrol: actor.must_enrol && !totp,
+            must_enrol: actor.must_enrol && !totp && passkeys == 0,
         })
     }
 }

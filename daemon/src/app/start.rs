@@ -29,6 +29,7 @@ fn fail(msg: impl Into<String>) -> StartError {
 /// Prepares everything the daemon needs and returns the shared [`App`]. Blocking: call it before
 /// serving, off the async executor.
 pub fn start(settings: Settings) -> Result<App, StartError> {
+    let passkeys = super::passkeys::Passkeys::new(&settings).map_err(fail)?;
     let data_dir = prepare_data_dir(&settings.data_dir)?;
 
     let (hv, uri) = connect_libvirt(&settings.libvirt)?;
@@ -150,6 +151,7 @@ pub fn start(settings: Settings) -> Result<App, StartError> {
         sockets: Default::default(),
         logins: Default::default(),
         codes: Default::default(),
+        passkeys,
         anonymous_refusals: Default::default(),
         anonymous_reported: Default::default(),
         password_checks: Default::default(),

@@ -225,6 +225,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN last_client TEXT;
     UPDATE api_tokens SET scope = 'admin'
         WHERE user_id IN (SELECT id FROM users WHERE role = 'admin');",
+    // Passkeys: each a WebAuthn credential (webauthn-rs's `Passkey`, as JSON, with its public
+    // key and signature counter) under a name its user gave it.
+    "CREATE TABLE passkeys (
+        id            TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        credential_id TEXT NOT NULL UNIQUE,
+        passkey       TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        last_used_at  TEXT
+    );
+    CREATE INDEX passkeys_of_user ON passkeys(user_id);",
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backups;
 pub mod images;
 mod migrations;
+pub mod passkeys;
 mod refusal;
 pub mod second_factor;
 pub mod sessions;

@@ -55,15 +55,16 @@ pub fn begin(c: &mut Connection, user_id: &str, secret: &[u8]) -> Outcome<()> {
     })
 }
 
-/// Makes the pending secret active with `step` as the last one used, and replaces the
-/// recovery codes, in one transaction; refused when the pending secret changed meanwhile.
+/// Makes the pending secret active with `step` as the last one used and, when it is the
+/// user's first second factor (no passkey yet), replaces the recovery codes (true is answered
+/// then), in one transaction; refused when the pending secret changed meanwhile.
 pub fn confirm(
     c: &mut Connection,
     user_id: &str,
     secret: &[u8],
     step: i64,
     code_hashes: &[String],
-) -> Outcome<()> {
+) -> Outcome<bool> {
     immediate(c, |tx| {
         let changed = tx.execute(
             "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?3
@@ -74,8 +75,11 @@ pub fn confirm(
             // The pending secret was replaced or confirmed meanwhile.
             return refuse(Refusal::NotFound);
         }
-        replace_codes(tx, user_id, code_hashes)?;
-        Ok(Ok(()))
+        let first = super::passkeys::count(tx, user_id)? == 0;
+        if first {
+            replace_codes(tx, user_id, code_hashes)?;
+        }
+        Ok(Ok(first))
     })
 }
 
@@ -124,13 +128,37 @@ pub fn codes_left(c: &Connection, user_id: &str) -> Result<u32, DbError> {
     )?)
 }
 
-/// Turns TOTP off and forgets the recovery codes; false when it was not on (nor pending).
+/// Turns TOTP off (the caller's own removal) in one transaction: refused (`NotFound`) when it is
+/// not on, and (`InUse`) when `keep_a_factor` and no passkey remains; the recovery codes go
+/// when no passkey remains.
+pub fn remove_own(c: &mut Connection, user_id: &str, keep_a_factor: bool) -> Outcome<()> {
+    immediate(c, |tx| {
+        if totp(tx, user_id)?.is_none() {
+            return refuse(Refusal::NotFound);
+        }
+        if keep_a_factor && super::passkeys::count(tx, user_id)? == 0 {
+            return refuse(Refusal::InUse {
+                count: 1,
+                of: "second factors",
+            });
+        }
+        remove(tx, user_id)?;
+        Ok(Ok(()))
+    })
+}
+
+/// Turns TOTP off, and forgets the recovery codes unless a passkey remains; false when it was
+/// not on (nor pending).
 pub fn remove(c: &Connection, user_id: &str) -> Result<bool, DbError> {
     let changed = c.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL
          WHERE id = ?1 AND (totp_secret IS NOT NULL OR totp_pending IS NOT NULL)",
         [user_id],
     )?;
-    c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+    c.execute(
+        "DELETE FROM recovery_codes WHERE user_id = ?1
+         AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)",
+        [user_id],
+    )?;
     Ok(changed > 0)
 }

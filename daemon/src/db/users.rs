@@ -12,13 +12,13 @@ pub struct UserRow {
     pub username: String,
     pub password_hash: String,
     pub role: Role,
-    /// An active second factor (TOTP); what `--require-2fa` asks for.
+    /// An active second factor (TOTP, or a passkey); what `--require-2fa` asks for.
     pub second_factor: bool,
 }
 
 /// The columns [`user_from_row`] reads, for a query on `users` named `u`.
-pub(super) const USER_COLUMNS: &str =
-    "u.id, u.username, u.password_hash, u.role, u.totp_secret IS NOT NULL";
+pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role,
+     (u.totp_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id))";
 
 fn role_str(role: Role) -> &'static str {
     match role {
@@ -150,8 +150,9 @@ pub fn user_by_id(c: &Connection, id: &str) -> Result<Option<UserRow>, DbError> 
 pub fn user_detail(c: &Connection, id: &str) -> Result<Option<UserDetail>, DbError> {
     let row = c
         .query_row(
-            "SELECT id, username, role, created_at, totp_secret IS NOT NULL FROM users
-             WHERE id = ?1",
+            "SELECT u.id, u.username, u.role, u.created_at,
+                (u.totp_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id))
+             FROM users u WHERE u.id = ?1",
             [id],
             |r| {
                 Ok((

@@ -75,6 +75,7 @@ impl IntoResponse for ApiError {
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::TotpRequired => ErrorCode::TotpRequired,
             AppError::TotpInvalid => ErrorCode::TotpInvalid,
+            AppError::PasskeyInvalid => ErrorCode::PasskeyInvalid,
             AppError::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
             AppError::SecondFactorRequired => ErrorCode::SecondFactorRequired,
             AppError::Forbidden(_) => ErrorCode::Forbidden,

@@ -48,9 +48,11 @@ impl FromRequestParts<Arc<App>> for Actor {
 }
 
 /// What a session that must still enrol a second factor may call.
-const ENROLMENT_PATHS: [&str; 5] = [
+const ENROLMENT_PATHS: [&str; 7] = [
     "/api/v1/me",
     "/api/v1/me/totp",
+    "/api/v1/me/passkeys",
+    "/api/v1/me/passkeys/options",
     "/api/v1/me/totp/confirm",
     "/api/v1/auth/logout",
     "/api/v1/auth/verify",

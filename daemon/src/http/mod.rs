@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod identity;
+mod passkeys;
 mod prometheus;
 pub mod serve;
 mod servers;
@@ -91,6 +92,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(account::sign_out_others))
         .routes(routes!(account::change_password))
         .routes(routes!(account::reset_totp))
+        .routes(routes!(passkeys::begin_passkey))
+        .routes(routes!(passkeys::list_passkeys, passkeys::add_passkey))
+        .routes(routes!(passkeys::rename_passkey, passkeys::delete_passkey))
+        .routes(routes!(passkeys::passkey_challenge))
+        .routes(routes!(passkeys::passkey_login))
         .routes(routes!(identity::list_tokens, identity::create_token))
         .routes(routes!(identity::delete_token))
         .routes(routes!(identity::list_users, identity::create_user))

@@ -17,7 +17,7 @@ fn now() -> u64 {
 }
 
 /// The code an app reading `url` shows `steps` steps from now.
-fn code(url: &str, steps: i64) -> String {
+pub fn code(url: &str, steps: i64) -> String {
     let totp = TOTP::from_url_unchecked(url).expect("an otpauth URL an app can read");
     totp.generate(now().saturating_add_signed(steps * 30))
 }
@@ -261,18 +261,6 @@ async fn a_required_second_factor_must_be_enrolled_before_anything_else() {
     assert_eq!(d.require_2fa, nuage_daemon::config::Require2fa::Admins);
 }
 
-/// Makes every session look verified longer ago than the five-minute window.
-async fn age_verifications(t: &TestApp) {
-    t.app
-        .db
-        .call(|c| {
-            c.execute("UPDATE sessions SET verified_at = verified_at - 301", [])?;
-            Ok(())
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn sensitive_changes_need_a_verification_in_the_last_five_minutes() {
     let t = TestApp::new().await;
@@ -284,7 +272,7 @@ async fn sensitive_changes_need_a_verification_in_the_last_five_minutes() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let old_token = r.body["token"].as_str().unwrap().to_owned();
-    age_verifications(&t).await;
+    t.age_verifications().await;
     for (method, path, body) in [
         (Method::POST, "/api/v1/tokens", r#"{"name":"later"}"#),
         (Method::POST, "/api/v1/me/totp", ""),

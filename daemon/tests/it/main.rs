@@ -11,6 +11,7 @@ mod console;
 mod events;
 mod images;
 mod layering;
+mod passkeys;
 mod resources;
 mod service;
 mod tokens;

@@ -104,6 +104,7 @@ impl TestApp {
             trusted_proxies: Vec::new(),
             tls: nuage_daemon::config::TlsSetting::Off,
             require_2fa,
+            public_url: resolved.public_url.clone(),
             admin_password: Some(ADMIN_PASSWORD.into()),
             host,
         };
@@ -202,6 +203,18 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(Method::GET, path, token, None).await
+    }
+
+    /// Makes every session look verified longer ago than the five-minute window.
+    pub async fn age_verifications(&self) {
+        self.app
+            .db
+            .call(|c| {
+                c.execute("UPDATE sessions SET verified_at = verified_at - 301", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> Reply {

@@ -36,12 +36,21 @@ const TABLE: &[(&str, &str, Other)] = &[
     ("POST", "/api/v1/me/totp", Other::Own(201)),
     // A wrong code (the enrolment above is bob's own).
     ("POST", "/api/v1/me/totp/confirm", Other::Own(401)),
-    ("DELETE", "/api/v1/me/totp", Other::Own(401)),
+    // Bob's own TOTP is not on (only begun): nothing to turn off.
+    ("DELETE", "/api/v1/me/totp", Other::Own(409)),
     ("GET", "/api/v1/me/sessions", Other::Own(200)),
     ("DELETE", "/api/v1/me/sessions/{id}", Other::NotFound),
     ("POST", "/api/v1/me/sign-out", Other::Own(204)),
     ("PUT", "/api/v1/me/password", Other::Own(204)),
     ("DELETE", "/api/v1/users/{id}/totp", Other::Admin),
+    ("POST", "/api/v1/me/passkeys/options", Other::Own(201)),
+    ("GET", "/api/v1/me/passkeys", Other::Own(200)),
+    // An answer to no ceremony of bob's.
+    ("POST", "/api/v1/me/passkeys", Other::Own(401)),
+    ("PATCH", "/api/v1/me/passkeys/{id}", Other::NotFound),
+    ("DELETE", "/api/v1/me/passkeys/{id}", Other::NotFound),
+    ("POST", "/api/v1/auth/passkey/options", Other::Public),
+    ("POST", "/api/v1/auth/passkey", Other::Public),
     ("GET", "/api/v1/tokens", Other::Own(200)),
     ("POST", "/api/v1/tokens", Other::Own(201)),
     ("DELETE", "/api/v1/tokens/{id}", Other::NotFound),
@@ -223,14 +232,26 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Alice has a passkey (its row as the daemon keeps it; no authenticator is needed to try
+    // renaming or deleting it).
+    rusqlite::Connection::open(t.data_dir.join("nuage.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO passkeys (id, user_id, name, credential_id, passkey, created_at)
+             VALUES ('pk-alice', ?1, 'alice key', 'Y3JlZA', '{}', '2026-01-01T00:00:00Z')",
+            [&alice_id],
+        )
+        .unwrap();
     let expired = expired_token(&t.data_dir, &alice_id);
     let mut forged = alice.clone();
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
 
     let fill = |path: &str| {
-        let id = if path.contains("/me/sessions/") {
+        let id: &str = if path.contains("/me/sessions/") {
             &alice_session
+        } else if path.contains("/me/passkeys/") {
+            "pk-alice"
         } else if path.contains("/jobs/") {
             &job_id
         } else if path.contains("/users/") {
@@ -267,6 +288,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
             ("POST", "/api/v1/auth/verify") => r#"{"password":"password-1"}"#.into(),
             ("POST", "/api/v1/me/totp/confirm") | ("DELETE", "/api/v1/me/totp") => r#"{"code":"000000"}"#.into(),
             ("PUT", "/api/v1/me/password") => r#"{"password":"password-1"}"#.into(),
+            ("POST", "/api/v1/me/passkeys") => r#"{"challenge_id":"x","name":"k","credential":{}}"#.into(),
+            ("PATCH", "/api/v1/me/passkeys/{id}") => r#"{"name":"bob's now"}"#.into(),
+            ("POST", "/api/v1/auth/passkey") => r#"{"challenge_id":"x","credential":{}}"#.into(),
             _ => return None,
         })
     };
@@ -278,7 +302,7 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
         if other == Other::Public {
             let r = t.send(m.clone(), &path, None, body.as_deref()).await;
             assert_ne!(r.status, StatusCode::FORBIDDEN, "{method} {template}");
-            if template != "/api/v1/auth/login" {
+            if !["/api/v1/auth/login", "/api/v1/auth/passkey"].contains(&template) {
                 assert!(
                     r.status.is_success(),
                     "{method} {template} is public: {}",
@@ -455,6 +479,9 @@ async fn every_route_refuses_bad_tokens_and_other_tenants() {
     assert_eq!(tokens.body.as_array().unwrap().len(), 3, "{}", tokens.text);
     let me = t.get("/api/v1/me", Some(&alice)).await;
     assert_eq!(me.body["security"]["totp"], false, "{}", me.text);
+    let keys = t.get("/api/v1/me/passkeys", Some(&alice)).await;
+    assert_eq!(keys.body[0]["name"], "alice key", "{}", keys.text);
+    assert_eq!(keys.body.as_array().unwrap().len(), 1, "{}", keys.text);
     assert_eq!(
         t.get("/api/v1/me", Some(&alice)).await.status,
         StatusCode::OK

@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api;
+use nuage_shared::{LoginRequest, LoginResponse};
+
+use super::passkeys;
+use crate::api::{self, ApiFailure};
 use crate::session::use_auth;
 
 #[component]
@@ -23,6 +26,19 @@ pub fn LoginPage() -> impl IntoView {
         }
     });
 
+    // The answer of a sign-in, whichever way it went.
+    let finish = move |got: Result<LoginResponse, ApiFailure>| {
+        match got {
+            Ok(resp) => auth.signed_in(resp.into()),
+            Err(e) => {
+                if e.code == Some(nuage_shared::ErrorCode::TotpRequired) {
+                    set_code.set(Some(String::new()));
+                }
+                set_error.set(Some(e.message));
+            }
+        }
+        set_busy.set(false);
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (u, p) = (username.get_untracked(), password.get_untracked());
@@ -33,17 +49,23 @@ pub fn LoginPage() -> impl IntoView {
         set_busy.set(true);
         set_error.set(None);
         let totp = code.get_untracked().filter(|c| !c.trim().is_empty());
+        let req = LoginRequest {
+            username: u,
+            password: p,
+            totp,
+            passkey: None,
+        };
+        spawn_local(async move { finish(api::login(&req).await) });
+    };
+    // A passkey alone, or (once the password was right) as the second factor.
+    let with_passkey = move |_| {
+        set_busy.set(true);
+        set_error.set(None);
+        let second = code.get_untracked().is_some();
+        let (u, p) = (username.get_untracked(), password.get_untracked());
         spawn_local(async move {
-            match api::login(u, p, totp).await {
-                Ok(resp) => auth.signed_in(resp.into()),
-                Err(e) => {
-                    if e.code == Some(nuage_shared::ErrorCode::TotpRequired) {
-                        set_code.set(Some(String::new()));
-                    }
-                    set_error.set(Some(e.message));
-                }
-            }
-            set_busy.set(false);
+            let got = passkeys::sign_in(second.then_some((u.as_str(), p.as_str()))).await;
+            finish(got);
         });
     };
 
@@ -68,6 +90,11 @@ pub fn LoginPage() -> impl IntoView {
             {move || error.get().map(|e| view! { <p class="error-text" role="alert">{e}</p> })}
             <button type="submit" id="sign-in" disabled=busy>
                 {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+            </button>
+            <button type="button" class="secondary" id="passkey-sign-in" disabled=busy
+                on:click=with_passkey>
+                {move || if code.get().is_some() { "Use a passkey instead of a code" }
+                    else { "Sign in with a passkey" }}
             </button>
         </form>
     }

@@ -6,5 +6,7 @@ pub mod backups;
 pub mod create;
 pub mod host;
 pub mod login;
+pub mod passkeys;
 pub mod server;
 pub mod servers;
+pub mod users;
