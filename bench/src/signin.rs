@@ -5,6 +5,10 @@
 //!
 //! A TOTP code signs in once (its time step is recorded), so each TOTP sign-in is a different
 //! enrolled user with the current code, as in life.
+//!
+//! Passkeys: in headless Chromium with WebDriver's virtual authenticator, on the console's page,
+//! with the console's own passkey module: a passkey sign-in (challenge, the authenticator's
+//! signature, the daemon's check) beside a password sign-in from the same page, interleaved.
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +109,7 @@ pub async fn bench_signin() {
         let body = json!({"username": name, "password": "password-1", "totp": c});
         with_recovery.push(login(&http, &url, body).await);
     }
+    let passkeys = passkey_rows(&url, &admin).await;
     let _ = child.kill();
     let _ = child.wait();
 
@@ -126,4 +131,100 @@ pub async fn bench_signin() {
         "| TOTP's addition at p50 | {:+.2} ms (goal: under 5 ms) |",
         added * 1000.0
     );
+    let [mut page_password, mut whole, mut daemon_part] = passkeys;
+    println!(
+        "| in Chromium: password sign-in (the peer) | {} |",
+        p50_p99(&mut page_password)
+    );
+    println!(
+        "| in Chromium: passkey sign-in, whole ceremony | {} |",
+        p50_p99(&mut whole)
+    );
+    println!(
+        "| in Chromium: passkey sign-in, the daemon's part (challenge + check) | {} |",
+        p50_p99(&mut daemon_part)
+    );
+}
+
+/// In the console's page at `localhost` (a passkey's relying party is a host name): registers a
+/// passkey for a new user, then times `N` sign-ins of each kind, interleaved. The password
+/// sign-ins, the passkey sign-ins whole, and the daemon's part of those.
+async fn passkey_rows(url: &str, admin: &nuage_e2e::Api) -> [Vec<Duration>; 3] {
+    let (status, body) = admin
+        .post(
+            "/api/v1/users",
+            json!({"username": "pk", "password": "password-1", "role": "user"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = nuage_e2e::Api::sign_in(url, "pk", "password-1")
+        .await
+        .token()
+        .to_owned();
+    // The console's passkey module, as the page loads it (its path carries a hash).
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/snippets");
+    let module = std::fs::read_dir(&dist)
+        .expect("dist/ is missing: run scripts/build-console")
+        .filter_map(Result::ok)
+        .map(|d| {
+            format!(
+                "/snippets/{}/src/passkey.js",
+                d.file_name().to_string_lossy()
+            )
+        })
+        .next()
+        .expect("the console's passkey module");
+    let browser = nuage_e2e::Browser::start().await;
+    browser.add_authenticator().await;
+    let page = url.replace("127.0.0.1", "localhost");
+    browser.client.goto(&format!("{page}/")).await.unwrap();
+    let script = r#"
+        const [module, token, n, done] = arguments;
+        (async () => {
+            const { passkey_answer } = await import(module);
+            const post = async (path, body, auth) => {
+                const headers = { "Content-Type": "application/json" };
+                if (auth) headers.Authorization = "Bearer " + auth;
+                const r = await fetch("/api/v1" + path, { method: "POST", headers, body });
+                const text = await r.text();
+                if (!r.ok) throw new Error(path + ": " + r.status + " " + text);
+                return text;
+            };
+            const challenge = await post("/me/passkeys/options", null, token);
+            await post("/me/passkeys", await passkey_answer(challenge, "bench"), token);
+            const password = [], whole = [], daemon = [];
+            for (let i = 0; i < n; i++) {
+                let t = performance.now();
+                await post("/auth/login", JSON.stringify({ username: "user0", password: "password-1" }));
+                password.push(performance.now() - t);
+                const t0 = performance.now();
+                const c = await post("/auth/passkey/options", null);
+                const t1 = performance.now();
+                const answer = await passkey_answer(c, undefined);
+                const t2 = performance.now();
+                await post("/auth/passkey", answer);
+                const t3 = performance.now();
+                whole.push(t3 - t0);
+                daemon.push(t1 - t0 + (t3 - t2));
+            }
+            done({ password, whole, daemon });
+        })().catch((e) => done({ error: String(e) }));
+    "#;
+    let got = browser
+        .client
+        .execute_async(script, vec![json!(module), json!(token), json!(N)])
+        .await
+        .expect("the page runs the sign-ins");
+    assert!(got.get("error").is_none(), "{got}");
+    let times = |k: &str| -> Vec<Duration> {
+        got[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| Duration::from_secs_f64(v.as_f64().unwrap() / 1000.0))
+            .collect()
+    };
+    let rows = [times("password"), times("whole"), times("daemon")];
+    browser.close().await;
+    rows
 }

@@ -51,6 +51,7 @@ pub(crate) async fn serve(uri: &str, import: Option<&Path>) -> (Arc<App>, String
         trusted_proxies: Vec::new(),
         tls: nuage_daemon::config::TlsSetting::Off,
         require_2fa: nuage_daemon::config::Require2fa::None,
+        public_url: None,
         admin_password: Some(PASSWORD.into()),
         host: HostPolicy {
             // libvirt's simulated host has 3 GiB and 16 CPUs: let the benchmark's thousands of
