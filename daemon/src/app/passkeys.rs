@@ -160,11 +160,6 @@ fn relying_party(url: &str, any_port: bool) -> Result<Webauthn, String> {
         .map_err(|e| format!("--public-url {url}: {e}"))
 }
 
-/// The stored JSON of the passkey row `id` (what a compare-and-set writes over).
-fn stored_json(rows: &[(String, String)], id: &str) -> Option<String> {
-    rows.iter().find(|(r, _)| r == id).map(|(_, j)| j.clone())
-}
-
 /// The user handle webauthn-rs asks for: the user's id, which is a UUID.
 fn handle(user_id: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(user_id).map_err(|e| AppError::internal("a user id is not a UUID", e))
@@ -420,17 +415,22 @@ impl App {
             .db
             .call(move |c| passkeys::credentials(c, &uid))
             .await?;
-        let stored_rows = stored.clone();
-        let mut keys: Vec<(String, Passkey)> = stored
+        // Each row with its JSON as read (what the counter's compare-and-set writes over).
+        let mut keys: Vec<(String, String, Passkey)> = stored
             .into_iter()
-            .filter_map(|(id, json)| Some((id, serde_json::from_str::<Passkey>(&json).ok()?)))
+            .filter_map(|(id, json)| {
+                let p = serde_json::from_str::<Passkey>(&json).ok()?;
+                Some((id, json, p))
+            })
             .collect();
         if keys.is_empty() {
             return Err(AppError::PasskeyInvalid);
         }
         *identified = Some(user_id.clone());
-        let discoverable: Vec<DiscoverableKey> =
-            keys.iter().map(|(_, p)| DiscoverableKey::from(p)).collect();
+        let discoverable: Vec<DiscoverableKey> = keys
+            .iter()
+            .map(|(_, _, p)| DiscoverableKey::from(p))
+            .collect();
         let result = rp
             .finish_discoverable_authentication(&credential, state, &discoverable)
             .map_err(|e| {
@@ -442,9 +442,9 @@ impl App {
                 }
                 AppError::PasskeyInvalid
             })?;
-        let Some((row, passkey)) = keys
+        let Some((row, stored, passkey)) = keys
             .iter_mut()
-            .find(|(_, p)| p.cred_id() == result.cred_id())
+            .find(|(_, _, p)| p.cred_id() == result.cred_id())
         else {
             return Err(AppError::PasskeyInvalid);
         };
@@ -455,10 +455,7 @@ impl App {
             .update_credential(&result)
             .filter(|changed| *changed)
             .and_then(|_| serde_json::to_string(&*passkey).ok());
-        let Some(stored) = stored_json(&stored_rows, row) else {
-            return Err(AppError::PasskeyInvalid);
-        };
-        let (row, at) = (row.clone(), db::now_rfc3339());
+        let (row, stored, at) = (row.clone(), stored.clone(), db::now_rfc3339());
         let recorded = self
             .db
             .call(move |c| passkeys::used(c, &row, &stored, updated.as_deref(), &at))

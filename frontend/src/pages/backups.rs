@@ -114,6 +114,16 @@ pub(crate) fn input(id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The value of the `<select>` with this id.
+pub(crate) fn selected(id: &str) -> String {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlSelectElement>().ok())
+        .map(|s| s.value())
+        .unwrap_or_default()
+}
+
 /// Runs a request; its failure goes to `error`, its answer to `done`. Not generic (one copy in
 /// the wasm): callers box their continuation.
 fn request(

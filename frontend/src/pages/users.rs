@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use nuage_shared::{CreateUser, Quota, Role, UpdateUser, UserDetail};
 
-use super::backups::{clicked, esc, input};
+use super::backups::{clicked, esc, input, selected};
 use crate::api;
 use crate::session::use_auth;
 
@@ -137,20 +137,6 @@ fn clear(id: &str) {
     }
 }
 
-fn selected_role() -> Role {
-    use wasm_bindgen::JsCast;
-    let admin = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id("new-role"))
-        .and_then(|e| e.dyn_into::<web_sys::HtmlSelectElement>().ok())
-        .is_some_and(|s| s.value() == "admin");
-    if admin {
-        Role::Admin
-    } else {
-        Role::User
-    }
-}
-
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let auth = use_auth();
@@ -191,7 +177,11 @@ pub fn UsersPage() -> impl IntoView {
         let req = CreateUser {
             username: input("new-username"),
             password: input("new-password"),
-            role: selected_role(),
+            role: if selected("new-role") == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            },
             quota: Some(quota),
         };
         run(

@@ -20,23 +20,12 @@ use html::{
     forms_html, head_html, lists_html, new_token_html, passkeys_html, two_factor_html, verify_html,
 };
 
-use super::backups::{clicked, input};
+use super::backups::{clicked, input, selected};
 use super::passkeys;
 use crate::api;
 use crate::session::use_auth;
 fn to_json(body: &impl serde::Serialize) -> Option<String> {
     serde_json::to_string(body).ok()
-}
-
-/// The value of the `<select>` with this id.
-fn selected(id: &str) -> String {
-    use wasm_bindgen::JsCast;
-    web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-        .and_then(|e| e.dyn_into::<web_sys::HtmlSelectElement>().ok())
-        .map(|s| s.value())
-        .unwrap_or_default()
 }
 
 #[component]
